@@ -1,0 +1,226 @@
+"""The ``synpara`` command: one subcommand per registered stage, plus ``run`` and ``eval``.
+
+Thin by design: a stage command is generated from the stage's Config dataclass (one ``--option``
+per field), builds the stage and hands it to the local executor. Errors a user can fix are printed
+as one line on stderr with a non-zero exit; ``-v`` shows tracebacks and debug logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Union
+
+import click
+
+from synpara import __version__
+from synpara.errors import SynparaError
+
+#: ``synpara eval <name>`` -> module exposing a click command named ``command``.
+EVAL_COMMANDS: dict[str, str] = {
+    "events": "synpara.eval.events",
+    "words": "synpara.eval.words",
+}
+
+_EXIT_USER_ERROR = 2
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not verbose:  # libraries' info chatter drowns our progress lines
+        for noisy in ("lhotse", "numba", "urllib3", "speechbrain", "faster_whisper", "pyannote"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _summarise(summary: Any) -> str:
+    if summary.skipped:
+        return f"{summary.stage}: already complete in {summary.output_dir} (skipped)"
+    resumed = f", {summary.resumed} resumed" if summary.resumed else ""
+    return (f"{summary.stage}: {summary.cuts} cuts, {summary.rejected} rejected{resumed} "
+            f"-> {summary.manifest} ({summary.seconds:.1f} s)")
+
+
+# --------------------------------------------------------------------------- stage commands
+
+
+def _click_option(config_field: dataclasses.Field, annotation: Any) -> click.Option:
+    """One ``--option`` for a config field, typed from its annotation."""
+    flag = "--" + config_field.name.replace("_", "-")
+    help_text = config_field.metadata.get("help", "")
+    default = config_field.default if config_field.default is not dataclasses.MISSING else None
+    if config_field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        default = config_field.default_factory()  # type: ignore[misc]
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    base = args[0] if origin in (Union, types.UnionType) and len(args) == 1 else annotation
+    if base is bool:
+        negative = "--no-" + config_field.name.replace("_", "-")
+        return click.Option([f"{flag}/{negative}", config_field.name], default=default,
+                            show_default=True, help=help_text)
+    if typing.get_origin(base) in (list, tuple):
+        (item_type,) = typing.get_args(base)[:1] or (str,)
+        return click.Option([flag, config_field.name], multiple=True, type=item_type,
+                            default=None, help=f"{help_text} (repeat for several)")
+    click_type = base if base in (int, float, str) else str
+    return click.Option([flag, config_field.name], type=click_type, default=None,
+                        show_default=str(default), help=help_text)
+
+
+def _stage_command(name: str) -> click.Command:
+    from synpara.stages import stage_class
+
+    stage_cls = stage_class(name)
+    config_cls = stage_cls.Config
+    hints = typing.get_type_hints(config_cls)
+    fields = dataclasses.fields(config_cls)
+    reads_audio = name == "ingest"
+
+    def callback(**kwargs: Any) -> None:
+        from synpara.executors.local import run_stage
+
+        inputs, output = kwargs.pop("inputs"), kwargs.pop("output")
+        workers, seed, overwrite = kwargs.pop("workers"), kwargs.pop("seed"), kwargs.pop("overwrite")
+        params = {}
+        for key, value in kwargs.items():
+            if value is None or value == ():
+                continue  # not given: the Config default applies
+            params[key] = list(value) if isinstance(value, tuple) else value
+        stage = stage_cls.from_params(params)
+        if reads_audio:
+            stage_input: Any = list(inputs)
+        else:
+            if len(inputs) != 1:
+                raise SynparaError(f"{name} takes exactly one input manifest (-i), got {len(inputs)}")
+            stage_input = inputs[0]
+            if not Path(stage_input).is_file():
+                raise SynparaError("no such file", stage_input)
+        summary = run_stage(stage, stage_input, output, workers=workers, seed=seed,
+                            overwrite=overwrite)
+        click.echo(_summarise(summary), err=True)
+
+    input_help = ("audio files, directories, globs or list files (repeat -i for several)"
+                  if reads_audio else "input manifest (cuts.jsonl.gz)")
+    example = ("synpara ingest -i recordings/ -o output/ingest" if reads_audio
+               else f"synpara {name} -i output/prev/cuts.jsonl.gz -o output/{name}")
+    params: list[click.Parameter] = [
+        click.Option(["-i", "--input", "inputs"], multiple=True, required=True, help=input_help),
+        click.Option(["-o", "--output"], required=True, type=click.Path(file_okay=False),
+                     help="output directory (gets cuts.jsonl.gz and rejects.jsonl.gz)"),
+        click.Option(["--workers"], type=int, default=None,
+                     help="worker processes [default: one per core]"),
+        click.Option(["--seed"], type=int, default=0, show_default=True,
+                     help="seed for every random choice"),
+        click.Option(["--overwrite"], is_flag=True,
+                     help="replace output of a different config in the output directory"),
+    ]
+    params += [_click_option(f, hints[f.name]) for f in fields]
+    doc = (stage_cls.__doc__ or "").strip().split("\n\n")[0]
+    return click.Command(
+        name, callback=callback, params=params, help=f"{doc}\n\nExample:\n\n    {example}",
+        short_help=doc.splitlines()[0] if doc else name,
+    )
+
+
+class _StageGroup(click.Group):
+    """Adds one command per registered stage, imported only when that command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from synpara.stages import STAGES
+
+        return list(STAGES) + sorted(super().list_commands(ctx))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from synpara.stages import STAGES
+
+        if cmd_name in STAGES:
+            return _stage_command(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_StageGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="synpara")
+@click.option("-v", "--verbose", is_flag=True, help="debug logs and full tracebacks")
+def cli(verbose: bool) -> None:
+    """synpara: build paralinguistic speech corpora with exact event timestamps.
+
+    \b
+    Examples:
+      synpara run pipelines/demo.yaml
+      synpara ingest -i recordings/ -o output/ingest
+    """
+    _setup_logging(verbose)
+
+
+@cli.command()
+@click.argument("pipeline_file", type=click.Path(dir_okay=False))
+@click.option("--from", "from_stage", help="first stage to run (name or NN-name)")
+@click.option("--to", "to_stage", help="last stage to run (name or NN-name)")
+@click.option("-o", "--output", type=click.Path(file_okay=False), help="override the output directory")
+@click.option("--workers", type=int, help="override the executor's worker count")
+@click.option("--overwrite", is_flag=True, help="replace output of a different config")
+def run(pipeline_file: str, from_stage: str | None, to_stage: str | None, output: str | None,
+        workers: int | None, overwrite: bool) -> None:
+    """Run a pipeline YAML: each stage writes OUTPUT/<NN>-<stage>/cuts.jsonl.gz.
+
+    \b
+    Example:
+      synpara run pipelines/demo.yaml --to transcribe -o output/try1
+    """
+    from synpara.pipeline import load_pipeline, run_pipeline
+
+    pipeline = load_pipeline(pipeline_file)
+    for summary in run_pipeline(pipeline, from_stage=from_stage, to_stage=to_stage, output=output,
+                                workers=workers, overwrite=overwrite):
+        click.echo(_summarise(summary), err=True)
+
+
+class _EvalGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(EVAL_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in EVAL_COMMANDS:
+            return None
+        return importlib.import_module(EVAL_COMMANDS[cmd_name]).command
+
+
+@cli.group(cls=_EvalGroup, name="eval")
+def eval_group() -> None:
+    """Score predictions against ground truth (events, words)."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: turns errors into one line on stderr and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    verbose = "-v" in args or "--verbose" in args
+    try:
+        cli.main(args=args, prog_name="synpara", standalone_mode=False)
+    except SynparaError as error:
+        if verbose:
+            logging.getLogger("synpara").exception("error")
+        click.echo(f"synpara: error: {error}", err=True)
+        sys.exit(_EXIT_USER_ERROR)
+    except click.exceptions.Abort:
+        click.echo("synpara: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        click.echo("synpara: interrupted", err=True)
+        sys.exit(130)
+    except Exception as error:  # a bug: still one line unless -v asks for the traceback
+        if verbose:
+            raise
+        click.echo(f"synpara: internal error: {type(error).__name__}: {error} "
+                   "(run with -v for the traceback)", err=True)
+        sys.exit(1)

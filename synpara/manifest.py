@@ -1,0 +1,268 @@
+"""The manifest: one lhotse CutSet in JSONL (``cuts.jsonl.gz``), and the conventions every stage keeps.
+
+Conventions (``tests/test_manifest.py`` pins each of them):
+
+* **Seconds everywhere.** Sample indices appear only in names ending in ``_sample``.
+* **One cut per recording after ingest**; later stages may split it (refine) or add new ones (insert).
+* **One supervision per speaker turn or segment.** ``supervision.start`` is relative to the *cut*,
+  as lhotse defines it; ``supervision.speaker`` is stable within a recording.
+* **Word and event times are in recording time**: ``alignment["word"]`` and ``alignment["event"]``
+  hold lhotse :class:`~lhotse.supervision.AlignmentItem` (symbol, start, duration, score) whose
+  ``start`` counts from the start of the *recording*. lhotse does not shift alignment items when a cut
+  is truncated (it only moves ``supervision.start``), so recording time is the only frame that stays
+  true across truncation. Use :func:`to_cut_time` to get cut-relative times.
+* Event symbols are canonical labels from :mod:`synpara.ontology`.
+* An event belongs to the supervision it overlaps most, else the nearest one (:func:`attach_events`).
+* ``cut.custom["synpara"]`` holds our metadata: ``source`` (from ingest: path, sha256, original rate,
+  channels), ``history`` (one provenance entry per stage: stage, version, model, config_hash, seed),
+  and per-stage extras under the stage's name.
+* Rejected records go to ``rejects.jsonl.gz``: ``{"id", "source", "stage", "reason"}``.
+
+Files are gzip JSONL written with a fixed gzip timestamp, so the same content gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from synpara.errors import SynparaError
+
+if TYPE_CHECKING:  # lhotse is imported lazily: `synpara --help` must stay fast.
+    from lhotse.cut import Cut
+    from lhotse.supervision import AlignmentItem
+
+MANIFEST_NAME = "cuts.jsonl.gz"
+REJECTS_NAME = "rejects.jsonl.gz"
+WORD = "word"
+EVENT = "event"
+#: Times are rounded to this many decimals (0.1 microsecond) so JSON is stable across platforms.
+TIME_DECIMALS = 7
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _umask_mode()
+
+
+# --------------------------------------------------------------------------- JSON lines
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars (faster-whisper returns np.float64 word times) are not JSON serialisable.
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """One JSON line, deterministic for equal input (key order is the dict's, floats as Python prints)."""
+    return json.dumps(record, ensure_ascii=False, default=_json_default)
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Stream ``(line_number, record)`` from a JSONL(.gz) file without loading it whole."""
+    path = Path(path)
+    if not path.exists():
+        raise SynparaError("no such file", path)
+    try:
+        with _open_text(path) as lines:
+            for line_number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise SynparaError(f"line {line_number}: not valid JSON ({error.msg})", path)
+                if not isinstance(record, dict):
+                    raise SynparaError(f"line {line_number}: expected a JSON object", path)
+                yield line_number, record
+    except (OSError, EOFError, UnicodeDecodeError) as error:
+        raise SynparaError(f"cannot read manifest ({error})", path) from error
+
+
+def write_json_lines_atomic(path: str | Path, lines: Iterable[str]) -> int:
+    """Write already-serialised JSON lines to ``path`` (gzip when it ends in .gz), atomically.
+
+    The file appears complete or not at all: it is written beside the target and renamed into place.
+    Returns the number of lines written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp_name, _FILE_MODE)  # mkstemp makes 0600; a manifest is as readable as any file
+    count = 0
+    try:
+        with os.fdopen(handle, "wb") as raw:
+            # mtime=0 and no file name in the header: equal content gives byte-identical files.
+            stream = (
+                gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0)
+                if path.suffix == ".gz"
+                else raw
+            )
+            with stream:
+                for line in lines:
+                    stream.write(line.encode("utf-8"))
+                    stream.write(b"\n")
+                    count += 1
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return count
+
+
+# --------------------------------------------------------------------------- cuts
+
+
+def cut_from_dict(record: dict[str, Any], path: str | Path = "<memory>", line: int = 0) -> Cut:
+    """Turn one manifest record into a lhotse cut, with a clear error for a malformed one."""
+    from lhotse.serialization import deserialize_item
+
+    try:
+        return deserialize_item(record)
+    except Exception as error:  # lhotse raises KeyError/TypeError/ValueError for bad records
+        where = f"line {line}: " if line else ""
+        raise SynparaError(f"{where}not a lhotse cut ({type(error).__name__}: {error})", path)
+
+
+def iter_cuts(path: str | Path) -> Iterator[Cut]:
+    """Stream the cuts of a manifest (lazily, like ``CutSet.from_jsonl_lazy``)."""
+    for line_number, record in iter_json_lines(path):
+        yield cut_from_dict(record, path, line_number)
+
+
+def cut_to_json(cut: Cut) -> str:
+    """Serialise a cut as one manifest line."""
+    return dumps(cut.to_dict())
+
+
+def write_cuts(path: str | Path, cuts: Iterable[Cut]) -> int:
+    """Write cuts to a manifest atomically; returns how many were written."""
+    return write_json_lines_atomic(path, (cut_to_json(cut) for cut in cuts))
+
+
+# --------------------------------------------------------------------------- alignment helpers
+
+
+def round_time(seconds: float) -> float:
+    """Round a time for storage (cast from numpy on the way)."""
+    return round(float(seconds), TIME_DECIMALS)
+
+
+def alignment_item(symbol: str, start: float, end: float, score: float | None = None) -> AlignmentItem:
+    """Build an AlignmentItem from recording-time ``start``/``end`` seconds."""
+    from lhotse.supervision import AlignmentItem
+
+    start_s, end_s = round_time(start), round_time(end)
+    if end_s < start_s:
+        raise SynparaError(f"alignment item {symbol!r} ends before it starts ({start_s} > {end_s})")
+    return AlignmentItem(
+        symbol=symbol,
+        start=start_s,
+        duration=round_time(end_s - start_s),
+        score=None if score is None else round(float(score), 4),
+    )
+
+
+def items(cut: Cut, kind: str) -> list[AlignmentItem]:
+    """All alignment items of one kind (``"word"`` or ``"event"``) in a cut, in time order."""
+    found: list[AlignmentItem] = []
+    for supervision in cut.supervisions:
+        if supervision.alignment and kind in supervision.alignment:
+            found.extend(supervision.alignment[kind])
+    return sorted(found, key=lambda item: (item.start, item.end, item.symbol))
+
+
+def to_cut_time(cut: Cut, recording_time: float) -> float:
+    """Convert a recording-time second (as stored in alignments) to the cut's own time axis."""
+    return recording_time - cut.start
+
+
+def attach_events(cut: Cut, events: list[AlignmentItem]) -> Cut:
+    """Return ``cut`` with ``events`` (recording-time items) placed in ``alignment["event"]``.
+
+    Each event goes to the supervision it overlaps most, else the nearest one. A cut without
+    supervisions gets one spanning the whole cut (speaker and text unknown), so that no event is lost.
+    Existing events are replaced.
+    """
+    from lhotse.supervision import SupervisionSegment
+
+    supervisions = list(cut.supervisions)
+    if not supervisions and events:
+        supervisions = [
+            SupervisionSegment(
+                id=f"{cut.id}-events",
+                recording_id=cut.recording_id,
+                start=0.0,
+                duration=cut.duration,
+                channel=0,
+            )
+        ]
+    buckets: list[list[AlignmentItem]] = [[] for _ in supervisions]
+    for event in events:
+        best_index, best_key = 0, None
+        for index, sup in enumerate(supervisions):
+            sup_start = cut.start + sup.start  # recording time
+            sup_end = sup_start + sup.duration
+            overlap = min(event.end, sup_end) - max(event.start, sup_start)
+            distance = max(sup_start - event.end, event.start - sup_end, 0.0)
+            key = (overlap > 0, overlap if overlap > 0 else -distance)
+            if best_key is None or key > best_key:
+                best_index, best_key = index, key
+        buckets[best_index].append(event)
+    updated = []
+    for sup, bucket in zip(supervisions, buckets):
+        alignment = dict(sup.alignment or {})
+        alignment[EVENT] = sorted(bucket, key=lambda item: (item.start, item.symbol))
+        updated.append(sup.with_alignment(EVENT, alignment[EVENT]))
+    cut = cut.copy() if hasattr(cut, "copy") else cut
+    cut.supervisions = updated
+    return cut
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def synpara_meta(cut: Cut) -> dict[str, Any]:
+    """The ``custom["synpara"]`` dict of a cut, created when missing (mutates the cut)."""
+    if cut.custom is None:
+        cut.custom = {}
+    return cut.custom.setdefault("synpara", {})
+
+
+def add_provenance(
+    cut: Cut,
+    *,
+    stage: str,
+    version: str,
+    config_hash: str,
+    seed: int,
+    model: str | None = None,
+) -> Cut:
+    """Append one provenance entry to ``custom["synpara"]["history"]`` (mutates and returns ``cut``)."""
+    entry = {"stage": stage, "version": version, "config_hash": config_hash, "seed": seed}
+    if model is not None:
+        entry["model"] = model
+    synpara_meta(cut).setdefault("history", []).append(entry)
+    return cut

@@ -1,0 +1,196 @@
+"""Pipelines as data: a YAML file lists stages in order; each stage's output feeds the next.
+
+Format (``pipelines/demo.yaml``)::
+
+    name: demo
+    input: [assets/sample/sample.wav]   # audio for the first stage (ingest); paths from the CWD
+    output: output/demo                 # stage k writes OUTPUT/<kk>-<stage>/cuts.jsonl.gz
+    seed: 0
+    executor: {type: local, workers: 2} # workers: null = one per core
+    stages:
+      - ingest: {}
+      - diarize: {num_speakers: 2}
+
+``synpara run pipelines/demo.yaml --from diarize --to transcribe`` runs a slice; the stage before
+the slice must have finished in the same output directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synpara.errors import SynparaError
+from synpara.manifest import MANIFEST_NAME
+from synpara.stage import Stage
+from synpara.stages import stage_class
+
+log = logging.getLogger(__name__)
+
+_TOP_LEVEL_KEYS = {"name", "input", "output", "seed", "executor", "stages"}
+_EXECUTOR_KEYS = {"type", "workers"}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stage of a pipeline, configured, with the directory it writes."""
+
+    index: int  # 1-based position in the pipeline
+    stage: Stage
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
+
+    @property
+    def directory_name(self) -> str:
+        return f"{self.index:02d}-{self.name}"
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    input: list[str]
+    output: Path
+    seed: int
+    steps: list[Step]
+    executor: str = "local"
+    workers: int | None = None
+    source: str = field(default="<memory>")
+
+    def step_dir(self, step: Step) -> Path:
+        return self.output / step.directory_name
+
+    def upstream_hashes(self) -> list[str]:
+        """Config hash of each step, chained so a change upstream invalidates what follows."""
+        hashes, upstream = [], json.dumps(sorted(self.input))
+        for step in self.steps:
+            upstream = step.stage.config_hash(self.seed, upstream)
+            hashes.append(upstream)
+        return hashes
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Read and validate a pipeline YAML; every stage's options are checked before anything runs."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise SynparaError("no such pipeline file", path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise SynparaError(f"not valid YAML ({str(error).splitlines()[0]})", path) from error
+    if not isinstance(data, dict):
+        raise SynparaError("a pipeline must be a YAML mapping", path)
+    return pipeline_from_dict(data, source=str(path))
+
+
+def pipeline_from_dict(data: dict[str, Any], source: str = "<memory>") -> Pipeline:
+    unknown = sorted(set(data) - _TOP_LEVEL_KEYS)
+    if unknown:
+        raise SynparaError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_TOP_LEVEL_KEYS))}", source)
+    stages = data.get("stages")
+    if not isinstance(stages, list) or not stages:
+        raise SynparaError("'stages' must be a non-empty list", source)
+    steps = []
+    for index, entry in enumerate(stages, start=1):
+        if isinstance(entry, str):
+            entry = {entry: {}}
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise SynparaError(f"stage {index} must be a mapping {{stage_name: {{options}}}}", source)
+        (name, params), = entry.items()
+        if params is not None and not isinstance(params, dict):
+            raise SynparaError(f"stage {index} ({name}): options must be a mapping", source)
+        try:
+            stage = stage_class(name).from_params(params or {})
+        except SynparaError as error:
+            raise SynparaError(f"stage {index}: {error}", source) from error
+        steps.append(Step(index=index, stage=stage))
+    executor = data.get("executor") or {}
+    if not isinstance(executor, dict) or set(executor) - _EXECUTOR_KEYS:
+        raise SynparaError(f"'executor' takes only {', '.join(sorted(_EXECUTOR_KEYS))}", source)
+    if executor.get("type", "local") != "local":
+        raise SynparaError(f"unknown executor type {executor.get('type')!r} (known: local)", source)
+    inputs = data.get("input") or []
+    inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise SynparaError(f"'seed' must be an integer, got {seed!r}", source)
+    workers = executor.get("workers")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise SynparaError(f"executor workers must be a positive integer, got {workers!r}", source)
+    return Pipeline(
+        name=str(data.get("name") or Path(source).stem),
+        input=[str(i) for i in inputs],
+        output=Path(data.get("output") or Path("output") / Path(source).stem),
+        seed=seed,
+        steps=steps,
+        workers=workers,
+        source=source,
+    )
+
+
+def _step_index(pipeline: Pipeline, name: str | None, default: int) -> int:
+    if name is None:
+        return default
+    for position, step in enumerate(pipeline.steps):
+        if name in (step.name, step.directory_name, str(step.index)):
+            return position
+    known = ", ".join(step.directory_name for step in pipeline.steps)
+    raise SynparaError(f"no stage {name!r} in pipeline {pipeline.name} ({known})", pipeline.source)
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    *,
+    from_stage: str | None = None,
+    to_stage: str | None = None,
+    output: str | Path | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> list[Any]:
+    """Run the pipeline's stages in order (or a slice); returns one RunSummary per stage run."""
+    from synpara.executors.local import SUCCESS_FILE, run_stage
+
+    if output is not None:
+        pipeline = Pipeline(**{**pipeline.__dict__, "output": Path(output)})
+    first = _step_index(pipeline, from_stage, 0)
+    last = _step_index(pipeline, to_stage, len(pipeline.steps) - 1)
+    if first > last:
+        raise SynparaError(f"--from {from_stage} comes after --to {to_stage}", pipeline.source)
+    hashes = pipeline.upstream_hashes()
+    summaries = []
+    for position in range(first, last + 1):
+        step = pipeline.steps[position]
+        if position == 0:
+            if not pipeline.input:
+                raise SynparaError("the pipeline has no 'input' for its first stage", pipeline.source)
+            stage_input: Any = pipeline.input
+        else:
+            previous = pipeline.step_dir(pipeline.steps[position - 1])
+            if not (previous / SUCCESS_FILE).exists():
+                raise SynparaError(
+                    f"stage {previous.name} has not finished; run it first (drop --from)", previous
+                )
+            stage_input = str(previous / MANIFEST_NAME)
+        upstream = json.dumps(sorted(pipeline.input)) if position == 0 else hashes[position - 1]
+        log.info("stage %s -> %s", step.directory_name, pipeline.step_dir(step))
+        summaries.append(
+            run_stage(
+                step.stage,
+                stage_input,
+                pipeline.step_dir(step),
+                workers=workers or pipeline.workers,
+                seed=pipeline.seed,
+                overwrite=overwrite,
+                upstream=upstream,
+                progress=progress,
+            )
+        )
+    return summaries
+

@@ -1,0 +1,216 @@
+"""The Stage contract: a validated config, a version, ``setup()`` once per worker, ``process()`` per record.
+
+A stage is a plain class; executors (``synpara.executors``) are the only code that knows about
+processes, resumption and files. A stage must stay picklable until ``setup()`` has run, because the
+executor ships the configured, not-yet-set-up stage to each worker and calls ``setup()`` there.
+
+Example (a stage that drops cuts shorter than a minimum)::
+
+    @dataclass(frozen=True)
+    class DropShortConfig(StageConfig):
+        min_duration: float = field(default=1.0, metadata={"help": "seconds"})
+
+        def validate(self) -> None:
+            if self.min_duration < 0:
+                raise SynparaError("min_duration must be >= 0")
+
+    class DropShort(Stage):
+        name = "drop-short"
+        version = "1"
+        Config = DropShortConfig
+
+        def process(self, cut, context):
+            if cut.duration < self.config.min_duration:
+                return Reject(f"shorter than {self.config.min_duration} s")
+            return cut
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Union
+
+from synpara.errors import SynparaError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from lhotse.cut import Cut
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Base class of every stage config: a frozen dataclass whose fields are the stage's options.
+
+    Give each field ``metadata={"help": "..."}``; the CLI turns fields into ``--options``.
+    Override :meth:`validate` to reject absurd values with a :class:`SynparaError`.
+    """
+
+    def validate(self) -> None:
+        """Raise :class:`SynparaError` for values that make no sense (checked at construction)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Reject:
+    """What ``process`` returns for a record it refuses; the executor writes it to the rejects manifest."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Record:
+    """One unit of work for the executor: an id that is unique in the input, where it came from,
+    and the payload handed to ``process`` (a cut, or for ingest an audio path)."""
+
+    id: str
+    source: str
+    payload: Any
+
+
+@dataclass(frozen=True)
+class RecordContext:
+    """Per-record facts the executor hands to ``process``.
+
+    ``rng`` is seeded from (pipeline seed, record id), so a record's randomness does not depend on
+    the worker that ran it or on the order of the records.
+    """
+
+    record_id: str
+    seed: int
+    output_dir: Path
+
+    @cached_property
+    def rng(self) -> np.random.Generator:
+        # cached: a stage that reads ``context.rng`` twice must not get the same draws twice.
+        return record_rng(self.seed, self.record_id)
+
+
+def record_rng(seed: int, record_id: str) -> np.random.Generator:
+    """A generator that depends only on the seed and the record id."""
+    import numpy as np
+
+    id_key = int.from_bytes(hashlib.sha256(record_id.encode("utf-8")).digest()[:8], "little")
+    return np.random.default_rng([seed, id_key])
+
+
+ProcessResult = Union["Cut", list["Cut"], Reject]
+
+
+class Stage(ABC):
+    """Base class of all stages. Subclasses set ``name``, ``version``, ``Config`` and ``process``."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    Config: ClassVar[type[StageConfig]]
+
+    def __init__(self, config: StageConfig | None = None) -> None:
+        config = config if config is not None else self.Config()
+        if not isinstance(config, self.Config):
+            raise SynparaError(f"{self.name}: expected a {self.Config.__name__}, got {type(config).__name__}")
+        config.validate()
+        self.config = config
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None) -> Stage:
+        """Build the stage from a plain dict (YAML or CLI); unknown keys and wrong types are errors."""
+        return cls(config_from_params(cls.Config, params or {}, where=cls.name))
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Load models and other heavy state. Called once per worker, after unpickling."""
+
+    @abstractmethod
+    def process(self, cut: Any, context: RecordContext) -> ProcessResult:
+        """Turn one record into a new cut, several cuts, or a :class:`Reject` with a reason."""
+
+    @property
+    def model_id(self) -> str | None:
+        """What model produced the output (for provenance); ``None`` for model-free stages."""
+        return None
+
+    # ---- input -----------------------------------------------------------------------------
+
+    def iter_records(self, input_path: str | Path) -> Iterator[Record]:
+        """Stream the records to process. The default reads a manifest; ingest reads audio paths."""
+        from synpara.manifest import cut_from_dict, iter_json_lines
+
+        for line_number, data in iter_json_lines(input_path):
+            cut = cut_from_dict(data, input_path, line_number)
+            yield Record(id=cut.id, source=_cut_source(cut), payload=cut)
+
+    def config_hash(self, seed: int, upstream: str = "") -> str:
+        """A short hash of everything that decides this stage's output (not of the worker count)."""
+        payload = {
+            "stage": self.name,
+            "version": self.version,
+            "config": self.config.to_dict(),
+            "seed": seed,
+            "upstream": upstream,
+        }
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _cut_source(cut: Cut) -> str:
+    try:
+        return str(cut.custom["synpara"]["source"]["path"])
+    except (TypeError, KeyError):
+        return cut.recording.sources[0].source if cut.has_recording else cut.id
+
+
+# --------------------------------------------------------------------------- config parsing
+
+
+def _allowed_types(annotation: Any) -> tuple[type, ...]:
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return tuple(t for arg in typing.get_args(annotation) for t in _allowed_types(arg))
+    if annotation is type(None):
+        return (type(None),)
+    if origin is not None:  # list[str], dict[str, float], tuple[...]
+        return (origin,)
+    return (annotation,) if isinstance(annotation, type) else (object,)
+
+
+def _coerce(value: Any, allowed: tuple[type, ...], name: str, where: str) -> Any:
+    if object in allowed or isinstance(value, allowed) and not (
+        isinstance(value, bool) and bool not in allowed
+    ):
+        return value
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tuple in allowed and isinstance(value, list):
+        return tuple(value)
+    if list in allowed and isinstance(value, tuple):
+        return list(value)
+    names = " or ".join(t.__name__ for t in allowed)
+    raise SynparaError(f"{where}: option {name!r} must be {names}, got {value!r}")
+
+
+def config_from_params(config_cls: type[StageConfig], params: dict[str, Any], where: str) -> StageConfig:
+    """Validate ``params`` against the dataclass ``config_cls`` and build it."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        raise SynparaError(
+            f"{where}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
+        )
+    hints = typing.get_type_hints(config_cls)
+    values = {
+        key: _coerce(value, _allowed_types(hints[key]), key, where) for key, value in params.items()
+    }
+    config = config_cls(**values)
+    config.validate()
+    return config

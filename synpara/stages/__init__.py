@@ -1,0 +1,25 @@
+"""The stage registry: stage name -> ``module:Class``. Modules are imported only when needed.
+
+Adding a stage = one module in this package + one line here; the CLI (``synpara <name>``) and the
+pipeline runner pick it up from this table.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from synpara.errors import SynparaError
+
+STAGES: dict[str, str] = {
+    "ingest": "synpara.stages.ingest:Ingest",
+}
+
+
+def stage_class(name: str) -> type:
+    """Import and return the Stage class registered under ``name``."""
+    try:
+        target = STAGES[name]
+    except KeyError:
+        raise SynparaError(f"unknown stage {name!r}; known: {', '.join(STAGES)}") from None
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)

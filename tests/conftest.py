@@ -1,0 +1,32 @@
+"""Fixtures shared by all tests: where the real audio lives, and a cut over any audio file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+#: Real recordings for tests (see ../shared/data/README.md); CI clones the repo beside shared/.
+SHARED_DATA = Path(os.environ.get("SYNPARA_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"real test audio not found at {SHARED_DATA} (set SYNPARA_SHARED_DATA)")
+    return SHARED_DATA
+
+
+def cut_for_file(path: str | Path, cut_id: str | None = None):
+    """A lhotse cut over a whole audio file, as ingest would make it (without the working copy)."""
+    from lhotse import Recording
+
+    recording = Recording.from_file(str(path), recording_id=cut_id or Path(path).stem)
+    return recording.to_cut()
+
+
+@pytest.fixture
+def make_cut():
+    return cut_for_file
