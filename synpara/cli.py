@@ -45,8 +45,10 @@ def _summarise(summary: Any) -> str:
     if summary.skipped:
         return f"{summary.stage}: already complete in {summary.output_dir} (skipped)"
     resumed = f", {summary.resumed} resumed" if summary.resumed else ""
-    return (f"{summary.stage}: {summary.cuts} cuts, {summary.rejected} rejected{resumed} "
-            f"-> {summary.manifest} ({summary.seconds:.1f} s)")
+    return (
+        f"{summary.stage}: {summary.cuts} cuts, {summary.rejected} rejected{resumed} "
+        f"-> {summary.manifest} ({summary.seconds:.1f} s)"
+    )
 
 
 # --------------------------------------------------------------------------- stage commands
@@ -64,15 +66,41 @@ def _click_option(config_field: dataclasses.Field, annotation: Any) -> click.Opt
     base = args[0] if origin in (Union, types.UnionType) and len(args) == 1 else annotation
     if base is bool:
         negative = "--no-" + config_field.name.replace("_", "-")
-        return click.Option([f"{flag}/{negative}", config_field.name], default=default,
-                            show_default=True, help=help_text)
+        return click.Option(
+            [f"{flag}/{negative}", config_field.name],
+            default=default,
+            show_default=True,
+            help=help_text,
+        )
     if typing.get_origin(base) in (list, tuple):
         (item_type,) = typing.get_args(base)[:1] or (str,)
-        return click.Option([flag, config_field.name], multiple=True, type=item_type,
-                            default=None, help=f"{help_text} (repeat for several)")
+        return click.Option(
+            [flag, config_field.name],
+            multiple=True,
+            type=item_type,
+            default=None,
+            help=f"{help_text} (repeat for several)",
+        )
     click_type = base if base in (int, float, str) else str
-    return click.Option([flag, config_field.name], type=click_type, default=None,
-                        show_default=str(default), help=help_text)
+    return click.Option(
+        [flag, config_field.name],
+        type=click_type,
+        default=None,
+        show_default=str(default),
+        help=help_text,
+    )
+
+
+def _executor_option(default: str | None = "local") -> click.Option:
+    from synpara.executors.base import EXECUTORS
+
+    return click.Option(
+        ["--executor"],
+        type=click.Choice(EXECUTORS),
+        default=default,
+        show_default=default is not None,
+        help="local worker processes, or Ray Data (RAY_ADDRESS or a local cluster)",
+    )
 
 
 def _stage_command(name: str) -> click.Command:
@@ -85,10 +113,15 @@ def _stage_command(name: str) -> click.Command:
     reads_audio = name == "ingest"
 
     def callback(**kwargs: Any) -> None:
-        from synpara.executors.local import run_stage
+        from synpara.executors import run_stage
 
         inputs, output = kwargs.pop("inputs"), kwargs.pop("output")
-        workers, seed, overwrite = kwargs.pop("workers"), kwargs.pop("seed"), kwargs.pop("overwrite")
+        workers, seed, overwrite = (
+            kwargs.pop("workers"),
+            kwargs.pop("seed"),
+            kwargs.pop("overwrite"),
+        )
+        executor = kwargs.pop("executor")
         params = {}
         for key, value in kwargs.items():
             if value is None or value == ():
@@ -99,33 +132,61 @@ def _stage_command(name: str) -> click.Command:
             stage_input: Any = list(inputs)
         else:
             if len(inputs) != 1:
-                raise SynparaError(f"{name} takes exactly one input manifest (-i), got {len(inputs)}")
+                raise SynparaError(
+                    f"{name} takes exactly one input manifest (-i), got {len(inputs)}"
+                )
             stage_input = inputs[0]
             if not Path(stage_input).is_file():
                 raise SynparaError("no such file", stage_input)
-        summary = run_stage(stage, stage_input, output, workers=workers, seed=seed,
-                            overwrite=overwrite)
+        summary = run_stage(
+            stage,
+            stage_input,
+            output,
+            workers=workers,
+            seed=seed,
+            overwrite=overwrite,
+            executor=executor,
+        )
         click.echo(_summarise(summary), err=True)
 
-    input_help = ("audio files, directories, globs or list files (repeat -i for several)"
-                  if reads_audio else "input manifest (cuts.jsonl.gz)")
-    example = ("synpara ingest -i recordings/ -o output/ingest" if reads_audio
-               else f"synpara {name} -i output/prev/cuts.jsonl.gz -o output/{name}")
+    input_help = (
+        "audio files, directories, globs or list files (repeat -i for several)"
+        if reads_audio
+        else "input manifest (cuts.jsonl.gz)"
+    )
+    example = (
+        "synpara ingest -i recordings/ -o output/ingest"
+        if reads_audio
+        else f"synpara {name} -i output/prev/cuts.jsonl.gz -o output/{name}"
+    )
     params: list[click.Parameter] = [
         click.Option(["-i", "--input", "inputs"], multiple=True, required=True, help=input_help),
-        click.Option(["-o", "--output"], required=True, type=click.Path(file_okay=False),
-                     help="output directory (gets cuts.jsonl.gz and rejects.jsonl.gz)"),
-        click.Option(["--workers"], type=int, default=None,
-                     help="worker processes [default: one per core]"),
-        click.Option(["--seed"], type=int, default=0, show_default=True,
-                     help="seed for every random choice"),
-        click.Option(["--overwrite"], is_flag=True,
-                     help="replace output of a different config in the output directory"),
+        click.Option(
+            ["-o", "--output"],
+            required=True,
+            type=click.Path(file_okay=False),
+            help="output directory (gets cuts.jsonl.gz and rejects.jsonl.gz)",
+        ),
+        click.Option(
+            ["--workers"], type=int, default=None, help="worker processes [default: one per core]"
+        ),
+        click.Option(
+            ["--seed"], type=int, default=0, show_default=True, help="seed for every random choice"
+        ),
+        click.Option(
+            ["--overwrite"],
+            is_flag=True,
+            help="replace output of a different config in the output directory",
+        ),
+        _executor_option(),
     ]
     params += [_click_option(f, hints[f.name]) for f in fields]
     doc = (stage_cls.__doc__ or "").strip().split("\n\n")[0]
     return click.Command(
-        name, callback=callback, params=params, help=f"{doc}\n\nExample:\n\n    {example}",
+        name,
+        callback=callback,
+        params=params,
+        help=f"{doc}\n\nExample:\n\n    {example}",
         short_help=doc.splitlines()[0] if doc else name,
     )
 
@@ -164,11 +225,21 @@ def cli(verbose: bool) -> None:
 @click.argument("pipeline_file", type=click.Path(dir_okay=False))
 @click.option("--from", "from_stage", help="first stage to run (name or NN-name)")
 @click.option("--to", "to_stage", help="last stage to run (name or NN-name)")
-@click.option("-o", "--output", type=click.Path(file_okay=False), help="override the output directory")
+@click.option(
+    "-o", "--output", type=click.Path(file_okay=False), help="override the output directory"
+)
 @click.option("--workers", type=int, help="override the executor's worker count")
 @click.option("--overwrite", is_flag=True, help="replace output of a different config")
-def run(pipeline_file: str, from_stage: str | None, to_stage: str | None, output: str | None,
-        workers: int | None, overwrite: bool) -> None:
+@click.option("--executor", type=click.Choice(["local", "ray"]), help="override the executor type")
+def run(
+    pipeline_file: str,
+    from_stage: str | None,
+    to_stage: str | None,
+    output: str | None,
+    workers: int | None,
+    overwrite: bool,
+    executor: str | None,
+) -> None:
     """Run a pipeline YAML: each stage writes OUTPUT/<NN>-<stage>/cuts.jsonl.gz.
 
     \b
@@ -178,8 +249,15 @@ def run(pipeline_file: str, from_stage: str | None, to_stage: str | None, output
     from synpara.pipeline import load_pipeline, run_pipeline
 
     pipeline = load_pipeline(pipeline_file)
-    for summary in run_pipeline(pipeline, from_stage=from_stage, to_stage=to_stage, output=output,
-                                workers=workers, overwrite=overwrite):
+    for summary in run_pipeline(
+        pipeline,
+        from_stage=from_stage,
+        to_stage=to_stage,
+        output=output,
+        workers=workers,
+        overwrite=overwrite,
+        executor=executor,
+    ):
         click.echo(_summarise(summary), err=True)
 
 
@@ -221,6 +299,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as error:  # a bug: still one line unless -v asks for the traceback
         if verbose:
             raise
-        click.echo(f"synpara: internal error: {type(error).__name__}: {error} "
-                   "(run with -v for the traceback)", err=True)
+        click.echo(
+            f"synpara: internal error: {type(error).__name__}: {error} "
+            "(run with -v for the traceback)",
+            err=True,
+        )
         sys.exit(1)

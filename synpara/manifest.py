@@ -1,19 +1,19 @@
-"""The manifest: one lhotse CutSet in JSONL (``cuts.jsonl.gz``), and the conventions every stage keeps.
+"""The manifest: one lhotse CutSet in JSONL (``cuts.jsonl.gz``) and the conventions stages keep.
 
 Conventions (``tests/test_manifest.py`` pins each of them):
 
 * **Seconds everywhere.** Sample indices appear only in names ending in ``_sample``.
-* **One cut per recording after ingest**; later stages may split it (refine) or add new ones (insert).
+* **One cut per recording after ingest**; later stages may split it (refine) or add cuts (insert).
 * **One supervision per speaker turn or segment.** ``supervision.start`` is relative to the *cut*,
   as lhotse defines it; ``supervision.speaker`` is stable within a recording.
 * **Word and event times are in recording time**: ``alignment["word"]`` and ``alignment["event"]``
   hold lhotse :class:`~lhotse.supervision.AlignmentItem` (symbol, start, duration, score) whose
-  ``start`` counts from the start of the *recording*. lhotse does not shift alignment items when a cut
-  is truncated (it only moves ``supervision.start``), so recording time is the only frame that stays
-  true across truncation. Use :func:`to_cut_time` to get cut-relative times.
+  ``start`` counts from the start of the *recording*. lhotse does not shift alignment items when a
+  cut is truncated (it only moves ``supervision.start``), so recording time is the only frame that
+  stays true across truncation. Use :func:`to_cut_time` to get cut-relative times.
 * Event symbols are canonical labels from :mod:`synpara.ontology`.
-* An event belongs to the supervision it overlaps most, else the nearest one (:func:`attach_events`).
-* ``cut.custom["synpara"]`` holds our metadata: ``source`` (from ingest: path, sha256, original rate,
+* An event belongs to the supervision it overlaps most, else the nearest (:func:`attach_events`).
+* ``cut.custom["synpara"]`` holds our metadata: ``source`` (from ingest: path, sha256, source rate,
   channels), ``history`` (one provenance entry per stage: stage, version, model, config_hash, seed),
   and per-stage extras under the stage's name.
 * Rejected records go to ``rejects.jsonl.gz``: ``{"id", "source", "stage", "reason"}``.
@@ -68,7 +68,7 @@ def _json_default(value: Any) -> Any:
 
 
 def dumps(record: dict[str, Any]) -> str:
-    """One JSON line, deterministic for equal input (key order is the dict's, floats as Python prints)."""
+    """One JSON line; equal input gives equal text (the dict's key order, floats as repr)."""
     return json.dumps(record, ensure_ascii=False, default=_json_default)
 
 
@@ -91,7 +91,8 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as error:
-                    raise SynparaError(f"line {line_number}: not valid JSON ({error.msg})", path)
+                    reason = f"line {line_number}: not valid JSON ({error.msg})"
+                    raise SynparaError(reason, path) from None
                 if not isinstance(record, dict):
                     raise SynparaError(f"line {line_number}: expected a JSON object", path)
                 yield line_number, record
@@ -143,7 +144,8 @@ def cut_from_dict(record: dict[str, Any], path: str | Path = "<memory>", line: i
         return deserialize_item(record)
     except Exception as error:  # lhotse raises KeyError/TypeError/ValueError for bad records
         where = f"line {line}: " if line else ""
-        raise SynparaError(f"{where}not a lhotse cut ({type(error).__name__}: {error})", path)
+        reason = f"{where}not a lhotse cut ({type(error).__name__}: {error})"
+        raise SynparaError(reason, path) from None
 
 
 def iter_cuts(path: str | Path) -> Iterator[Cut]:
@@ -170,7 +172,9 @@ def round_time(seconds: float) -> float:
     return round(float(seconds), TIME_DECIMALS)
 
 
-def alignment_item(symbol: str, start: float, end: float, score: float | None = None) -> AlignmentItem:
+def alignment_item(
+    symbol: str, start: float, end: float, score: float | None = None
+) -> AlignmentItem:
     """Build an AlignmentItem from recording-time ``start``/``end`` seconds."""
     from lhotse.supervision import AlignmentItem
 
@@ -203,7 +207,7 @@ def attach_events(cut: Cut, events: list[AlignmentItem]) -> Cut:
     """Return ``cut`` with ``events`` (recording-time items) placed in ``alignment["event"]``.
 
     Each event goes to the supervision it overlaps most, else the nearest one. A cut without
-    supervisions gets one spanning the whole cut (speaker and text unknown), so that no event is lost.
+    supervisions gets one spanning the whole cut (speaker and text unknown), so no event is lost.
     Existing events are replaced.
     """
     from lhotse.supervision import SupervisionSegment
@@ -260,7 +264,7 @@ def add_provenance(
     seed: int,
     model: str | None = None,
 ) -> Cut:
-    """Append one provenance entry to ``custom["synpara"]["history"]`` (mutates and returns ``cut``)."""
+    """Append a provenance entry to ``custom["synpara"]["history"]`` (mutates, returns ``cut``)."""
     entry = {"stage": stage, "version": version, "config_hash": config_hash, "seed": seed}
     if model is not None:
         entry["model"] = model

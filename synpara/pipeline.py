@@ -6,7 +6,7 @@ Format (``pipelines/demo.yaml``)::
     input: [assets/sample/sample.wav]   # audio for the first stage (ingest); paths from the CWD
     output: output/demo                 # stage k writes OUTPUT/<kk>-<stage>/cuts.jsonl.gz
     seed: 0
-    executor: {type: local, workers: 2} # workers: null = one per core
+    executor: {type: local, workers: 2} # or type: ray; workers: null = one per core
     stages:
       - ingest: {}
       - diarize: {num_speakers: 2}
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from synpara.errors import SynparaError
+from synpara.executors.base import EXECUTORS
 from synpara.manifest import MANIFEST_NAME
 from synpara.stage import Stage
 from synpara.stages import stage_class
@@ -92,7 +93,10 @@ def load_pipeline(path: str | Path) -> Pipeline:
 def pipeline_from_dict(data: dict[str, Any], source: str = "<memory>") -> Pipeline:
     unknown = sorted(set(data) - _TOP_LEVEL_KEYS)
     if unknown:
-        raise SynparaError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_TOP_LEVEL_KEYS))}", source)
+        raise SynparaError(
+            f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_TOP_LEVEL_KEYS))}",
+            source,
+        )
     stages = data.get("stages")
     if not isinstance(stages, list) or not stages:
         raise SynparaError("'stages' must be a non-empty list", source)
@@ -101,8 +105,10 @@ def pipeline_from_dict(data: dict[str, Any], source: str = "<memory>") -> Pipeli
         if isinstance(entry, str):
             entry = {entry: {}}
         if not isinstance(entry, dict) or len(entry) != 1:
-            raise SynparaError(f"stage {index} must be a mapping {{stage_name: {{options}}}}", source)
-        (name, params), = entry.items()
+            raise SynparaError(
+                f"stage {index} must be a mapping {{stage_name: {{options}}}}", source
+            )
+        ((name, params),) = entry.items()
         if params is not None and not isinstance(params, dict):
             raise SynparaError(f"stage {index} ({name}): options must be a mapping", source)
         try:
@@ -113,8 +119,11 @@ def pipeline_from_dict(data: dict[str, Any], source: str = "<memory>") -> Pipeli
     executor = data.get("executor") or {}
     if not isinstance(executor, dict) or set(executor) - _EXECUTOR_KEYS:
         raise SynparaError(f"'executor' takes only {', '.join(sorted(_EXECUTOR_KEYS))}", source)
-    if executor.get("type", "local") != "local":
-        raise SynparaError(f"unknown executor type {executor.get('type')!r} (known: local)", source)
+    executor_type = executor.get("type", "local")
+    if executor_type not in EXECUTORS:
+        raise SynparaError(
+            f"unknown executor type {executor_type!r} (known: {', '.join(EXECUTORS)})", source
+        )
     inputs = data.get("input") or []
     inputs = [inputs] if isinstance(inputs, str) else list(inputs)
     seed = data.get("seed", 0)
@@ -129,6 +138,7 @@ def pipeline_from_dict(data: dict[str, Any], source: str = "<memory>") -> Pipeli
         output=Path(data.get("output") or Path("output") / Path(source).stem),
         seed=seed,
         steps=steps,
+        executor=executor_type,
         workers=workers,
         source=source,
     )
@@ -153,9 +163,10 @@ def run_pipeline(
     workers: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    executor: str | None = None,
 ) -> list[Any]:
     """Run the pipeline's stages in order (or a slice); returns one RunSummary per stage run."""
-    from synpara.executors.local import SUCCESS_FILE, run_stage
+    from synpara.executors.base import SUCCESS_FILE, run_stage
 
     if output is not None:
         pipeline = Pipeline(**{**pipeline.__dict__, "output": Path(output)})
@@ -169,7 +180,9 @@ def run_pipeline(
         step = pipeline.steps[position]
         if position == 0:
             if not pipeline.input:
-                raise SynparaError("the pipeline has no 'input' for its first stage", pipeline.source)
+                raise SynparaError(
+                    "the pipeline has no 'input' for its first stage", pipeline.source
+                )
             stage_input: Any = pipeline.input
         else:
             previous = pipeline.step_dir(pipeline.steps[position - 1])
@@ -190,7 +203,7 @@ def run_pipeline(
                 overwrite=overwrite,
                 upstream=upstream,
                 progress=progress,
+                executor=executor or pipeline.executor,
             )
         )
     return summaries
-

@@ -1,4 +1,4 @@
-"""The Stage contract: a validated config, a version, ``setup()`` once per worker, ``process()`` per record.
+"""The Stage contract: a config, a version, ``setup()`` once per worker, ``process()`` per record.
 
 A stage is a plain class; executors (``synpara.executors``) are the only code that knows about
 processes, resumption and files. A stage must stay picklable until ``setup()`` has run, because the
@@ -63,7 +63,7 @@ class StageConfig:
 
 @dataclass(frozen=True)
 class Reject:
-    """What ``process`` returns for a record it refuses; the executor writes it to the rejects manifest."""
+    """What ``process`` returns for a record it refuses; the executor writes it to the rejects."""
 
     reason: str
 
@@ -108,7 +108,7 @@ ProcessResult = Union["Cut", list["Cut"], Reject]
 
 
 class Stage(ABC):
-    """Base class of all stages. Subclasses set ``name``, ``version``, ``Config`` and ``process``."""
+    """Base class of all stages: subclasses set ``name``, ``version``, ``Config``, ``process``."""
 
     name: ClassVar[str]
     version: ClassVar[str]
@@ -117,13 +117,15 @@ class Stage(ABC):
     def __init__(self, config: StageConfig | None = None) -> None:
         config = config if config is not None else self.Config()
         if not isinstance(config, self.Config):
-            raise SynparaError(f"{self.name}: expected a {self.Config.__name__}, got {type(config).__name__}")
+            raise SynparaError(
+                f"{self.name}: expected a {self.Config.__name__}, got {type(config).__name__}"
+            )
         config.validate()
         self.config = config
 
     @classmethod
     def from_params(cls, params: dict[str, Any] | None) -> Stage:
-        """Build the stage from a plain dict (YAML or CLI); unknown keys and wrong types are errors."""
+        """Build the stage from a dict (YAML, CLI); unknown keys and wrong types are errors."""
         return cls(config_from_params(cls.Config, params or {}, where=cls.name))
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -185,8 +187,10 @@ def _allowed_types(annotation: Any) -> tuple[type, ...]:
 
 
 def _coerce(value: Any, allowed: tuple[type, ...], name: str, where: str) -> Any:
-    if object in allowed or isinstance(value, allowed) and not (
-        isinstance(value, bool) and bool not in allowed
+    if (
+        object in allowed
+        or isinstance(value, allowed)
+        and not (isinstance(value, bool) and bool not in allowed)
     ):
         return value
     if float in allowed and isinstance(value, int) and not isinstance(value, bool):
@@ -199,7 +203,9 @@ def _coerce(value: Any, allowed: tuple[type, ...], name: str, where: str) -> Any
     raise SynparaError(f"{where}: option {name!r} must be {names}, got {value!r}")
 
 
-def config_from_params(config_cls: type[StageConfig], params: dict[str, Any], where: str) -> StageConfig:
+def config_from_params(
+    config_cls: type[StageConfig], params: dict[str, Any], where: str
+) -> StageConfig:
     """Validate ``params`` against the dataclass ``config_cls`` and build it."""
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(params) - set(fields))

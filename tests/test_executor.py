@@ -17,7 +17,7 @@ import soundfile
 import yaml
 
 from synpara.errors import SynparaError
-from synpara.executors.local import PARTS_DIR, DONE_FILE, SUCCESS_FILE, _OutputLock, run_stage
+from synpara.executors.base import DONE_FILE, PARTS_DIR, SUCCESS_FILE, _OutputLock, run_stage
 from synpara.pipeline import load_pipeline, run_pipeline
 from synpara.stage import record_rng
 from synpara.stages.ingest import Ingest
@@ -35,16 +35,26 @@ def audio_folder(tmp_path_factory) -> Path:
     for index in range(N_FILES):
         tone = 0.3 * np.sin(2 * np.pi * (200 + 10 * index) * t)
         noise = 0.05 * rng.standard_normal((len(t), 2))
-        soundfile.write(folder / f"file{index:02d}.wav", (tone[:, None] + noise).astype(np.float32), rate)
+        soundfile.write(
+            folder / f"file{index:02d}.wav", (tone[:, None] + noise).astype(np.float32), rate
+        )
     return folder
 
 
 def _pipeline_file(tmp_path: Path, inputs: list[str], output: Path, workers: int = 1) -> Path:
     path = tmp_path / f"pipe-{output.name}.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "test", "input": inputs, "output": str(output), "seed": 7,
-        "executor": {"type": "local", "workers": workers}, "stages": [{"ingest": {}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "test",
+                "input": inputs,
+                "output": str(output),
+                "seed": 7,
+                "executor": {"type": "local", "workers": workers},
+                "stages": [{"ingest": {}}],
+            }
+        )
+    )
     return path
 
 
@@ -88,8 +98,9 @@ def test_killed_run_resumes_without_redoing_work(tmp_path, audio_folder):
 
 
 def test_same_seed_gives_byte_identical_manifests(tmp_path, shared_data):
-    pipe = load_pipeline(_pipeline_file(tmp_path, [str(shared_data / "speech/praatio")],
-                                        tmp_path / "out"))
+    pipe = load_pipeline(
+        _pipeline_file(tmp_path, [str(shared_data / "speech/praatio")], tmp_path / "out")
+    )
     run_pipeline(pipe, progress=False)
     first = (tmp_path / "out/01-ingest/cuts.jsonl.gz").read_bytes()
     run_pipeline(pipe, overwrite=True, progress=False)
@@ -107,8 +118,14 @@ def test_finished_stage_is_skipped_and_other_config_refused(tmp_path, shared_dat
         run_stage(Ingest.from_params({"sample_rate": 8000}), inputs, out, workers=1, progress=False)
     with pytest.raises(SynparaError, match="another ingest config"):
         run_stage(Ingest(), inputs, out, workers=1, seed=1, progress=False)
-    replaced = run_stage(Ingest.from_params({"sample_rate": 8000}), inputs, out, workers=1,
-                         overwrite=True, progress=False)
+    replaced = run_stage(
+        Ingest.from_params({"sample_rate": 8000}),
+        inputs,
+        out,
+        workers=1,
+        overwrite=True,
+        progress=False,
+    )
     assert replaced.cuts == 1 and not replaced.skipped
 
 
@@ -118,7 +135,8 @@ def test_lock_keeps_two_runs_apart(tmp_path, shared_data):
     with _OutputLock(out):
         result = subprocess.run(
             _synpara("ingest", "-i", str(shared_data / "speech/jfk/jfk.wav"), "-o", str(out)),
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
     assert result.returncode == 2
     assert "another synpara run is writing to this directory" in result.stderr
@@ -154,11 +172,17 @@ def test_pipeline_slices_and_errors(tmp_path, shared_data):
         load_pipeline(bad)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["ingest", "-i", "x.wav", "-o", "o", "--workers", "0"], "workers must be >= 1"),
-    (["ingest", "-i", "x.wav", "-o", "o", "--sample-rate", "100"], "sample_rate must be 8000..48000"),
-    (["run", "no/such/pipeline.yaml"], "no such pipeline file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ingest", "-i", "x.wav", "-o", "o", "--workers", "0"], "workers must be >= 1"),
+        (
+            ["ingest", "-i", "x.wav", "-o", "o", "--sample-rate", "100"],
+            "sample_rate must be 8000..48000",
+        ),
+        (["run", "no/such/pipeline.yaml"], "no such pipeline file"),
+    ],
+)
 def test_absurd_options_are_one_line_errors(tmp_path, args, message):
     result = subprocess.run(_synpara(*args), capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2
@@ -167,13 +191,24 @@ def test_absurd_options_are_one_line_errors(tmp_path, args, message):
 
 def test_help_is_fast_and_lists_stages():
     started = time.monotonic()
-    result = subprocess.run(_synpara("--help"), capture_output=True, text=True, check=True,
-                            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    result = subprocess.run(
+        _synpara("--help"),
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
     assert time.monotonic() - started < 5  # generous: the check is that nothing heavy is imported
     assert "ingest" in result.stdout and "run" in result.stdout
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys, synpara.cli; "
-         "print(sorted(m for m in ('torch', 'lhotse', 'faster_whisper') if m in sys.modules))"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, synpara.cli; "
+            "print(sorted(m for m in ('torch', 'lhotse', 'faster_whisper') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert probe.stdout.strip() == "[]"

@@ -31,7 +31,11 @@ def aligned_cut(shared_data, tmp_path):
     word = alignment_item("hello", 3.25, 3.75, 0.9)
     event = alignment_item("laughter", 5.5, 6.25, 0.7)
     supervision = SupervisionSegment(
-        id="sup0", recording_id=cut.recording_id, start=3.0, duration=4.0, speaker="A",
+        id="sup0",
+        recording_id=cut.recording_id,
+        start=3.0,
+        duration=4.0,
+        speaker="A",
         alignment={"word": [word], "event": [event]},
     )
     cut.supervisions = [supervision]
@@ -77,8 +81,9 @@ def test_attach_events_goes_to_the_most_overlapping_supervision(aligned_cut):
 
     cut = aligned_cut
     cut.supervisions.append(
-        SupervisionSegment(id="sup1", recording_id=cut.recording_id, start=10.0, duration=5.0,
-                           speaker="B")
+        SupervisionSegment(
+            id="sup1", recording_id=cut.recording_id, start=10.0, duration=5.0, speaker="B"
+        )
     )
     near_b = alignment_item("cough", 15.5, 15.8)  # after B's turn: nearest is B
     inside_a = alignment_item("sigh", 4.0, 4.5)
@@ -122,10 +127,18 @@ def test_numpy_floats_are_cast(aligned_cut, tmp_path):
 @pytest.mark.parametrize(
     "spelling, label",
     [
-        ("laugh", "laughter"), ("Laughter", "laughter"), ("(laughs)", "laughter"),
-        ("<laugh>", "laughter"), ("[Laughter]", "laughter"), ("throatclearing", "throat_clearing"),
-        ("[throat_clearing]", "throat_clearing"), ("Throat clearing", "throat_clearing"),
-        ("(sighs)", "sigh"), ("[breath]", "breath"), ("<cough>", "cough"), ("sniffs", "sniff"),
+        ("laugh", "laughter"),
+        ("Laughter", "laughter"),
+        ("(laughs)", "laughter"),
+        ("<laugh>", "laughter"),
+        ("[Laughter]", "laughter"),
+        ("throatclearing", "throat_clearing"),
+        ("[throat_clearing]", "throat_clearing"),
+        ("Throat clearing", "throat_clearing"),
+        ("(sighs)", "sigh"),
+        ("[breath]", "breath"),
+        ("<cough>", "cough"),
+        ("sniffs", "sniff"),
     ],
 )
 def test_ontology_aliases(spelling, label):
@@ -134,8 +147,22 @@ def test_ontology_aliases(spelling, label):
 
 
 def test_ontology_covers_required_labels_and_rejects_unknown():
-    required = {"laughter", "giggle", "sigh", "breath", "gasp", "cough", "throat_clearing", "sniff",
-                "sneeze", "groan", "cry", "hum", "yawn", "pause"}
+    required = {
+        "laughter",
+        "giggle",
+        "sigh",
+        "breath",
+        "gasp",
+        "cough",
+        "throat_clearing",
+        "sniff",
+        "sneeze",
+        "groan",
+        "cry",
+        "hum",
+        "yawn",
+        "pause",
+    }
     assert required <= set(LABELS)
     with pytest.raises(SynparaError, match="unknown event label"):
         canonical_label("[applause]")

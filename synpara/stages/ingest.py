@@ -22,7 +22,18 @@ from typing import Any
 from synpara.errors import SynparaError
 from synpara.stage import Record, RecordContext, Reject, Stage, StageConfig
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm", ".mp4")
+AUDIO_EXTENSIONS = (
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".mp3",
+    ".m4a",
+    ".aac",
+    ".webm",
+    ".mp4",
+)
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
 
 
@@ -38,7 +49,9 @@ class IngestConfig(StageConfig):
 
     def validate(self) -> None:
         if not 8000 <= self.sample_rate <= 48000:
-            raise SynparaError(f"ingest: sample_rate must be 8000..48000 Hz, got {self.sample_rate}")
+            raise SynparaError(
+                f"ingest: sample_rate must be 8000..48000 Hz, got {self.sample_rate}"
+            )
         if self.min_duration < 0:
             raise SynparaError(f"ingest: min_duration must be >= 0, got {self.min_duration}")
 
@@ -75,7 +88,9 @@ def expand_inputs(inputs: list[str] | str | Path) -> list[Path]:
             continue
         path = Path(spec)
         if path.is_dir():
-            found.update(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+            found.update(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+            )
         elif path.is_file() and path.suffix.lower() in LIST_EXTENSIONS:
             for line in path.read_text(encoding="utf-8").splitlines():
                 entry = line.strip()
@@ -127,10 +142,14 @@ class Ingest(Stage):
             try:
                 digest = _sha256(path)
             except OSError as error:
-                yield Record(ids[path], str(path), Reject(f"{path}: cannot read ({error.strerror})"))
+                yield Record(
+                    ids[path], str(path), Reject(f"{path}: cannot read ({error.strerror})")
+                )
                 continue
             if digest in first_with_hash:
-                reason = f"{path}: duplicate of {first_with_hash[digest]} (same sha256), not processed"
+                reason = (
+                    f"{path}: duplicate of {first_with_hash[digest]} (same sha256), not processed"
+                )
                 yield Record(ids[path], str(path), Reject(reason))
                 continue
             first_with_hash[digest] = path

@@ -13,7 +13,7 @@ import soundfile
 
 from synpara.audio import decode
 from synpara.errors import SynparaError
-from synpara.executors.local import run_stage
+from synpara.executors import run_stage
 from synpara.manifest import iter_cuts, iter_json_lines
 from synpara.stage import RecordContext
 from synpara.stages.ingest import Ingest, expand_inputs
@@ -31,23 +31,52 @@ FORMAT_SAMPLES = [
 
 def _ffprobe(path) -> dict:
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
-         "stream=sample_rate,channels,duration:format=duration", "-of", "json", str(path)],
-        capture_output=True, text=True, check=True,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=sample_rate,channels,duration:format=duration",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     data = json.loads(out.stdout)
     stream = data["streams"][0]
     duration = float(stream.get("duration") or data["format"]["duration"])
-    return {"rate": int(stream["sample_rate"]), "channels": int(stream["channels"]),
-            "duration": duration}
+    return {
+        "rate": int(stream["sample_rate"]),
+        "channels": int(stream["channels"]),
+        "duration": duration,
+    }
 
 
 @pytest.fixture(scope="module")
 def m4a_file(tmp_path_factory, shared_data):
     """No m4a ships in shared/data: make one from a real recording with ffmpeg's AAC encoder."""
     target = tmp_path_factory.mktemp("m4a") / "jfk.m4a"
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(shared_data / "speech/jfk/jfk.wav"),
-                    "-c:a", "aac", "-b:a", "64k", str(target)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            str(shared_data / "speech/jfk/jfk.wav"),
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            str(target),
+        ],
+        check=True,
+    )
     return target
 
 
@@ -65,7 +94,9 @@ def test_every_format_matches_ffprobe(relative, shared_data, tmp_path):
     source = cut.custom["synpara"]["source"]
     # Opus always decodes at 48 kHz in ffmpeg; libsndfile reports the encoder's input rate.
     # Either is a true rate of the file: trust the decoder that read it.
-    expected_rate = soundfile.info(str(path)).samplerate if source["decoder"] == "soundfile" else probe["rate"]
+    expected_rate = (
+        soundfile.info(str(path)).samplerate if source["decoder"] == "soundfile" else probe["rate"]
+    )
     assert source["sample_rate"] == expected_rate
     assert source["channels"] == probe["channels"]
     # compressed formats pad/trim a few ms (encoder delay); wav must be exact
@@ -158,9 +189,18 @@ def test_list_files_and_globs(tmp_path, shared_data):
 
 def test_cli_missing_input_is_one_line(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "synpara", "ingest", "-i", str(tmp_path / "nothere.wav"),
-         "-o", str(tmp_path / "out")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "synpara",
+            "ingest",
+            "-i",
+            str(tmp_path / "nothere.wav"),
+            "-o",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
