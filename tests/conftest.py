@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# Tests must never reach a model hub: everything they load ships in a package or is made here.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 #: Real recordings for tests (see ../shared/data/README.md); CI clones the repo beside shared/.
 SHARED_DATA = Path(os.environ.get("SYNPARA_SHARED_DATA", REPO.parent / "shared" / "data"))

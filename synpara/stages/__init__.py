@@ -7,15 +7,23 @@ pipeline runner pick it up from this table.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from synpara.errors import SynparaError
 
+if TYPE_CHECKING:
+    from synpara.stage import Stage
+
 STAGES: dict[str, str] = {
     "ingest": "synpara.stages.ingest:Ingest",
+    "diarize": "synpara.stages.diarize:Diarize",
+    "transcribe": "synpara.stages.transcribe:Transcribe",
+    "detect": "synpara.stages.detect:Detect",
+    "refine": "synpara.stages.refine:Refine",
 }
 
 
-def stage_class(name: str) -> type:
+def stage_class(name: str) -> type[Stage]:
     """Import and return the Stage class registered under ``name``."""
     try:
         target = STAGES[name]
