@@ -69,7 +69,9 @@ def _wav_truncation(path: Path) -> str | None:
                 available = size - handle.tell()
                 # 0xFFFFFFFF / 0 are written by streaming encoders that never knew the length.
                 if chunk_size not in (0, 0xFFFFFFFF) and available < chunk_size:
-                    return f"truncated: data chunk declares {chunk_size} bytes, file holds {available}"
+                    return (
+                        f"truncated: data chunk declares {chunk_size} bytes, file holds {available}"
+                    )
                 return None
             handle.seek(chunk_size + (chunk_size & 1), os.SEEK_CUR)
 
@@ -78,13 +80,26 @@ def _probe(path: Path) -> dict[str, Any]:
     if shutil.which("ffprobe") is None:
         raise SynparaError("cannot decode with soundfile and ffprobe/ffmpeg is not installed", path)
     result = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
-         "stream=sample_rate,channels,codec_name", "-of", "json", str(path)],
-        capture_output=True, text=True,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=sample_rate,channels,codec_name",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
     )
     streams = json.loads(result.stdout or "{}").get("streams", []) if result.returncode == 0 else []
     if not streams:
-        message = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no audio stream"
+        message = (
+            result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no audio stream"
+        )
         raise SynparaError(f"not decodable audio ({message})", path)
     return streams[0]
 
@@ -93,8 +108,21 @@ def _decode_ffmpeg(path: Path) -> DecodedAudio:
     stream = _probe(path)
     sample_rate, channels = int(stream["sample_rate"]), int(stream["channels"])
     result = subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0",
-         "-f", "f32le", "-acodec", "pcm_f32le", "-"],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:a:0",
+            "-f",
+            "f32le",
+            "-acodec",
+            "pcm_f32le",
+            "-",
+        ],
         capture_output=True,
     )
     errors = result.stderr.decode("utf-8", "replace").strip()
@@ -110,7 +138,7 @@ def _decode_ffmpeg(path: Path) -> DecodedAudio:
 
 
 def decode(path: str | Path) -> DecodedAudio:
-    """Decode any audio file to float32 ``(channels, samples)``; soundfile first, ffmpeg for the rest.
+    """Decode an audio file to float32 ``(channels, samples)``: soundfile first, else ffmpeg.
 
     Raises :class:`SynparaError` for missing, empty, truncated, corrupt, silent-by-construction
     (zero samples) and non-finite (NaN/inf) audio.
@@ -134,7 +162,9 @@ def decode(path: str | Path) -> DecodedAudio:
         allowed_shortfall = 0 if exact else max(int(0.02 * info.frames), int(0.1 * info.samplerate))
         if info.frames > 0 and data.shape[0] < info.frames - allowed_shortfall:
             raise SynparaError(f"truncated: read {data.shape[0]} of {info.frames} samples", path)
-        decoded = DecodedAudio(samples=data.T.copy(), sample_rate=int(sample_rate), decoder="soundfile")
+        decoded = DecodedAudio(
+            samples=data.T.copy(), sample_rate=int(sample_rate), decoder="soundfile"
+        )
     except soundfile.LibsndfileError:
         decoded = _decode_ffmpeg(path)
     if decoded.samples.shape[1] == 0:
@@ -163,7 +193,9 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) ->
     return soxr.resample(samples, from_rate, to_rate, quality="VHQ").astype(np.float32, copy=False)
 
 
-def write_flac_atomic(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+def write_flac_atomic(
+    path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE
+) -> None:
     """Write mono float samples as 16-bit FLAC, atomically (complete file or none)."""
     import soundfile
 
@@ -185,7 +217,9 @@ def load_cut_audio(cut: Cut, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     try:
         samples = cut.load_audio()
     except Exception as error:  # lhotse wraps decoder errors in many types
-        raise SynparaError(f"cannot load audio of cut {cut.id} ({error})", _cut_path(cut)) from error
+        raise SynparaError(
+            f"cannot load audio of cut {cut.id} ({error})", _cut_path(cut)
+        ) from error
     mono = to_mono(np.asarray(samples, dtype=np.float32))
     return resample(mono, int(cut.sampling_rate), sample_rate)
 
@@ -238,10 +272,12 @@ def active_span(
     return int(loud[0] * hop), int(min(len(samples), loud[-1] * hop + 2 * hop))
 
 
-# --------------------------------------------------------------------------- frame features (refine)
+# ------------------------------------------------------------------------ frame features (refine)
 
 
-def centered_frame_energy_db(samples: np.ndarray, hop_samples: int, frame_samples: int) -> np.ndarray:
+def centered_frame_energy_db(
+    samples: np.ndarray, hop_samples: int, frame_samples: int
+) -> np.ndarray:
     """Like :func:`frame_energy_db`, but frame ``i`` is *centred* on sample ``i * hop_samples``, so
     frame times need no half-window correction; one frame per hop, ``ceil(n / hop)`` frames."""
     half = frame_samples // 2
@@ -271,8 +307,9 @@ def noise_floor_db(energy_db: np.ndarray, quantile: float = 10.0) -> float:
     return float(np.percentile(energy_db, quantile)) if energy_db.size else -120.0
 
 
-def estimate_snr_db(samples: np.ndarray, speech_mask: np.ndarray | None = None,
-                    hop_samples: int = 160) -> float:
+def estimate_snr_db(
+    samples: np.ndarray, speech_mask: np.ndarray | None = None, hop_samples: int = 160
+) -> float:
     """Signal-to-noise ratio (dB) of speech over the noise floor.
 
     Speech power is the mean over frames in ``speech_mask`` (one bool per 10 ms hop; default: the

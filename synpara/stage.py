@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, Union
 
 from synpara.errors import SynparaError
 
@@ -63,9 +63,15 @@ class StageConfig:
 
 @dataclass(frozen=True)
 class Reject:
-    """What ``process`` returns for a record it refuses; the executor writes it to the rejects."""
+    """A refusal with its reason; the executor writes it to the rejects manifest.
+
+    Returned alone, it rejects the whole input record. Inside a returned list, beside the cuts that
+    were kept, it records one part that was not (a filtered utterance, say): give it the ``id``
+    that part would have had, so nothing is lost without a trace.
+    """
 
     reason: str
+    id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,29 +110,32 @@ def record_rng(seed: int, record_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, id_key])
 
 
-ProcessResult = Union["Cut", list["Cut"], Reject]
+ProcessResult = Union["Cut", list[Union["Cut", Reject]], Reject]
+ConfigT = TypeVar("ConfigT", bound=StageConfig)
 
 
-class Stage(ABC):
+class Stage(ABC, Generic[ConfigT]):
     """Base class of all stages: subclasses set ``name``, ``version``, ``Config``, ``process``."""
 
     name: ClassVar[str]
     version: ClassVar[str]
-    Config: ClassVar[type[StageConfig]]
+    Config: ClassVar[type[StageConfig]]  # the class of ``config`` (ClassVars cannot be generic)
+    config: ConfigT
 
-    def __init__(self, config: StageConfig | None = None) -> None:
-        config = config if config is not None else self.Config()
-        if not isinstance(config, self.Config):
+    def __init__(self, config: ConfigT | None = None) -> None:
+        chosen: StageConfig = config if config is not None else self.Config()
+        if not isinstance(chosen, self.Config):
             raise SynparaError(
-                f"{self.name}: expected a {self.Config.__name__}, got {type(config).__name__}"
+                f"{self.name}: expected a {self.Config.__name__}, got {type(chosen).__name__}"
             )
-        config.validate()
-        self.config = config
+        chosen.validate()
+        self.config = typing.cast(ConfigT, chosen)
 
     @classmethod
     def from_params(cls, params: dict[str, Any] | None) -> Stage:
         """Build the stage from a dict (YAML, CLI); unknown keys and wrong types are errors."""
-        return cls(config_from_params(cls.Config, params or {}, where=cls.name))
+        config = config_from_params(cls.Config, params or {}, where=cls.name)
+        return cls(typing.cast(ConfigT, config))
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -135,7 +144,8 @@ class Stage(ABC):
 
     @abstractmethod
     def process(self, cut: Any, context: RecordContext) -> ProcessResult:
-        """Turn one record into a new cut, several cuts, or a :class:`Reject` with a reason."""
+        """Turn one record into a new cut, a list of cuts (and per-part :class:`Reject`), or a
+        :class:`Reject` of the whole record."""
 
     @property
     def model_id(self) -> str | None:

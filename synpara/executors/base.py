@@ -6,7 +6,7 @@ Layout of a stage's output directory::
     .lock                held (flock) while a run writes here
     _parts/done.jsonl    one line per finished input record, appended as records finish
     cuts.jsonl.gz        final manifest, in input order, renamed into place atomically
-    rejects.jsonl.gz     {"id", "source", "stage", "reason"} per rejected record
+    rejects.jsonl.gz     {"id", "source", "stage", "reason"} per rejected record or part of one
     _SUCCESS             completion marker with counts; a finished stage is skipped whole
 
 A killed run leaves ``_parts/done.jsonl``; the next run drops a half-written last line, skips
@@ -56,7 +56,7 @@ class RunSummary:
     config_hash: str
     processed: int = 0  # records processed by this run
     resumed: int = 0  # records found done from an earlier, interrupted run
-    rejected: int = 0  # records rejected in total (this run and earlier ones)
+    rejected: int = 0  # reject lines in total (records, or parts of records; all runs)
     cuts: int = 0  # cuts in the final manifest
     seconds: float = 0.0
     skipped: bool = False  # the whole stage was already complete
@@ -99,15 +99,22 @@ def default_workers() -> int:
 def _process_record(
     stage: Stage, record: Record, seed: int, output_dir: Path, config_hash: str
 ) -> dict[str, Any]:
-    """Run ``stage`` on one record; always returns the line to write, never raises for bad data."""
+    """Run ``stage`` on one record; always returns the line to write, never raises for bad data.
+
+    The line is ``{"id", "source", "cuts": [cut dicts], "rejects": [{"id", "reason"}]}``.
+    """
     base = {"id": record.id, "source": record.source}
+
+    def rejected(reason: str) -> dict[str, Any]:
+        return {**base, "cuts": [], "rejects": [{"id": record.id, "reason": reason}]}
+
     if isinstance(record.payload, Reject):
-        return {**base, "reject": record.payload.reason}
+        return rejected(record.payload.reason)
     context = RecordContext(record_id=record.id, seed=seed, output_dir=output_dir)
     try:
         result = stage.process(record.payload, context)
     except SynparaError as error:
-        return {**base, "reject": str(error)}
+        return rejected(str(error))
     except Exception as error:  # a bug or a library failure on this record: keep the batch going
         log.warning(
             "%s: %s failed on %s:\n%s",
@@ -116,12 +123,18 @@ def _process_record(
             record.id,
             traceback.format_exc(),
         )
-        return {**base, "reject": f"{type(error).__name__}: {error}"}
+        return rejected(f"{type(error).__name__}: {error}")
     if isinstance(result, Reject):
-        return {**base, "reject": result.reason}
+        return rejected(result.reason)
     from synpara.manifest import add_provenance
 
-    cuts = result if isinstance(result, list) else [result]
+    results = result if isinstance(result, list) else [result]
+    cuts = [item for item in results if not isinstance(item, Reject)]
+    parts_rejected = [
+        {"id": item.id or record.id, "reason": item.reason}
+        for item in results
+        if isinstance(item, Reject)
+    ]
     for cut in cuts:
         add_provenance(
             cut,
@@ -131,7 +144,7 @@ def _process_record(
             seed=seed,
             model=stage.model_id,
         )
-    return {**base, "cuts": [cut.to_dict() for cut in cuts]}
+    return {**base, "cuts": [cut.to_dict() for cut in cuts], "rejects": parts_rejected}
 
 
 def record_line(job: Job, record: Record) -> str:
@@ -379,20 +392,20 @@ def _finalise(stage: Stage, output_dir: Path, done_log: _DoneLog) -> tuple[int, 
 
     def cut_lines() -> Iterator[str]:
         for entry in done_log.entries_in_input_order():
-            for cut in entry.get("cuts", []):
+            for cut in entry["cuts"]:
                 counts["cuts"] += 1
                 yield dumps(cut)
 
     def reject_lines() -> Iterator[str]:
         for entry in done_log.entries_in_input_order():
-            if "reject" in entry:
+            for reject in entry["rejects"]:
                 counts["rejected"] += 1
                 yield dumps(
                     {
-                        "id": entry["id"],
+                        "id": reject["id"],
                         "source": entry["source"],
                         "stage": stage.name,
-                        "reason": entry["reject"],
+                        "reason": reject["reason"],
                     }
                 )
 

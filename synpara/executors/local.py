@@ -15,7 +15,6 @@ from synpara.executors.base import (
     Job,
     default_workers,
     record_line,
-    run_stage,  # noqa: F401  (transitional alias, removed at merge)
 )
 from synpara.stage import Record
 

