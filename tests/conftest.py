@@ -12,6 +12,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+# Caches the tests fill (joined Whisper weights, float YAMNet, HF datasets) live inside the clone,
+# so a run depends on nothing a fresh machine lacks and leaves nothing behind outside it.
+os.environ.setdefault("SYNPARA_CACHE", str(REPO / ".cache" / "synpara"))
+os.environ.setdefault("HF_HOME", str(REPO / ".cache" / "huggingface"))
 #: Real recordings for tests (see ../shared/data/README.md); CI clones the repo beside shared/.
 SHARED_DATA = Path(os.environ.get("SYNPARA_SHARED_DATA", REPO.parent / "shared" / "data"))
 

@@ -209,3 +209,14 @@ def test_help_is_fast_and_lists_stages():
         capture_output=True, text=True, check=True,
     )
     assert probe.stdout.strip() == "[]"
+
+
+def test_malformed_manifest_line_is_one_line_error(tmp_path):
+    manifest = tmp_path / "cuts.jsonl"
+    manifest.write_text('{"id": "a", "start": 0}\n')
+    result = subprocess.run(_synpara("detect", "-i", str(manifest), "-o", str(tmp_path / "out")),
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "cuts.jsonl: line 1: not a lhotse cut" in result.stderr
+    assert not (tmp_path / "out").exists()  # nothing written

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from synpara.errors import SynparaError
 from synpara.executors.base import (
     Job,
     default_workers,
@@ -61,18 +63,26 @@ def run_records(
     # spawn, not fork: a forked copy of a parent that touched torch/OpenMP can deadlock.
     context = multiprocessing.get_context("spawn")
     max_in_flight = job.workers * 4
-    with ProcessPoolExecutor(
-        job.workers, mp_context=context, initializer=_init_worker, initargs=(job, threads)
-    ) as pool:
-        in_flight: dict[Future[str], int] = {}
+    try:
+        with ProcessPoolExecutor(
+            job.workers, mp_context=context, initializer=_init_worker, initargs=(job, threads)
+        ) as pool:
+            in_flight: dict[Future[str], int] = {}
 
-        def drain(block_until: int) -> None:
-            while len(in_flight) > block_until:
-                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    on_done(in_flight.pop(future), future.result())
+            def drain(block_until: int) -> None:
+                while len(in_flight) > block_until:
+                    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        on_done(in_flight.pop(future), future.result())
 
-        for index, record in records:
-            drain(max_in_flight - 1)
-            in_flight[pool.submit(_worker_task, record)] = index
-        drain(0)
+            for index, record in records:
+                drain(max_in_flight - 1)
+                in_flight[pool.submit(_worker_task, record)] = index
+            drain(0)
+    except BrokenProcessPool as error:
+        raise SynparaError(
+            f"{job.stage.name}: a worker process died ({error}); likely out of memory, or a script "
+            "that runs synpara without an `if __name__ == '__main__':` guard. Finished records "
+            "are kept: run again to resume",
+            job.output_dir,
+        ) from error
