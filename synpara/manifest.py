@@ -235,14 +235,11 @@ def attach_events(cut: Cut, events: list[AlignmentItem]) -> Cut:
             if best_key is None or key > best_key:
                 best_index, best_key = index, key
         buckets[best_index].append(event)
-    updated = []
-    for sup, bucket in zip(supervisions, buckets):
-        alignment = dict(sup.alignment or {})
-        alignment[EVENT] = sorted(bucket, key=lambda item: (item.start, item.symbol))
-        updated.append(sup.with_alignment(EVENT, alignment[EVENT]))
-    cut = cut.copy() if hasattr(cut, "copy") else cut
-    cut.supervisions = updated
-    return cut
+    updated = [
+        sup.with_alignment(EVENT, sorted(bucket, key=lambda item: (item.start, item.symbol)))
+        for sup, bucket in zip(supervisions, buckets)
+    ]
+    return cut.copy(supervisions=updated)
 
 
 # --------------------------------------------------------------------------- provenance

@@ -234,7 +234,7 @@ class Diarize(Stage[DiarizeConfig]):
 
     @property
     def model_id(self) -> str:
-        pipeline = self.config.pipeline  # type: ignore[attr-defined]
+        pipeline = self.config.pipeline
         if pipeline:
             return f"pyannote:{pipeline}"
         return f"pyannote:segmentation-3.0+{DEFAULT_EMBEDDING}"
@@ -282,8 +282,7 @@ class Diarize(Stage[DiarizeConfig]):
                     custom={"overlap": turn.overlap},
                 )
             )
-        cut = cut.copy() if hasattr(cut, "copy") else cut
-        cut.supervisions = supervisions
+        cut = cut.copy(supervisions=supervisions)
         speech = {label: 0.0 for label in dict.fromkeys(turn.speaker for turn in turns)}
         for turn in turns:
             speech[turn.speaker] += turn.end - turn.start

@@ -329,7 +329,7 @@ class Transcribe(Stage[TranscribeConfig]):
 
     @property
     def model_id(self) -> str:
-        return f"faster-whisper:{self.config.model}"  # type: ignore[attr-defined]
+        return f"faster-whisper:{self.config.model}"
 
     def process(self, cut: Cut, context: RecordContext) -> Cut | Reject:
         config = self.config
@@ -355,8 +355,7 @@ class Transcribe(Stage[TranscribeConfig]):
             supervisions = _supervisions_from_turns(cut, transcript, turns)
         else:
             supervisions = _supervisions_from_pauses(cut, transcript, config.max_pause)
-        cut = cut.copy() if hasattr(cut, "copy") else cut
-        cut.supervisions = supervisions
+        cut = cut.copy(supervisions=supervisions)
         if events:
             cut = attach_events(cut, events)
         synpara_meta(cut)["transcribe"] = {
