@@ -261,7 +261,15 @@ def format_table(scores: EventScores) -> str:
               help="predictions: a detect output manifest or event JSONL")
 @click.option("--json", "as_json", is_flag=True, help="print the scores as JSON instead")
 def command(truth_path: str, pred_path: str, as_json: bool) -> None:
-    """Per-category precision, recall, F1, onset/offset error and false alarms per minute."""
+    """Per-category precision, recall, F1, onset/offset error and false alarms per minute.
+
+    Truth and predictions are event JSONL (one line per recording:
+    {"id", "duration", "events": [{"label", "start", "end"}]}) or manifests.
+
+    \b
+    Example:
+      synpara eval events --truth devset/truth.jsonl --pred output/detect/cuts.jsonl.gz
+    """
     try:
         truth, pred = load_events(truth_path), load_events(pred_path)
         if not truth:
