@@ -80,6 +80,15 @@ class Job:
     config_hash: str
     workers: int
 
+    @property
+    def threads(self) -> int:
+        """Math-library threads per worker: the cores shared out, so workers x threads <= cores.
+
+        Multithreaded float reductions (torch, CTranslate2) sum in a thread-dependent order, so
+        bit-identical output needs the same threads per worker; every runner uses this value.
+        """
+        return max(1, default_workers() // self.workers)
+
 
 #: A runner computes the pending records and calls ``on_done(input_index, json_line)`` in the
 #: driver for each one as it finishes (in any order).

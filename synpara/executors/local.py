@@ -1,6 +1,7 @@
 """The local runner: worker processes on this machine, each with its stage set up once.
 
-``workers == 1`` runs in the driver process (no pickling; easy to debug). Otherwise a spawn-context
+``workers == 1`` runs in the calling process (no pickling; easy to debug; it sets that process's
+math-library threads to the cores, as a worker's would be). Otherwise a spawn-context
 process pool gets a bounded window of records, so the input is streamed, never queued whole.
 """
 
@@ -15,7 +16,6 @@ from typing import Any
 from synpara.errors import SynparaError
 from synpara.executors.base import (
     Job,
-    default_workers,
     record_line,
 )
 from synpara.stage import Record
@@ -25,7 +25,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def limit_threads(threads: int) -> None:
-    """Cap math-library threads so that workers x threads stays within the cores."""
+    """Set the math-library threads of this process (see :attr:`Job.threads`)."""
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[variable] = str(threads)
     try:
@@ -36,8 +36,8 @@ def limit_threads(threads: int) -> None:
         pass
 
 
-def _init_worker(job: Job, threads: int) -> None:
-    limit_threads(threads)
+def _init_worker(job: Job) -> None:
+    limit_threads(job.threads)
     job.stage.setup()
     _WORKER["job"] = job
 
@@ -52,6 +52,7 @@ def run_records(
 ) -> None:
     """Process ``records`` with ``job.workers`` processes; ``on_done`` runs in this process."""
     if job.workers == 1:
+        limit_threads(job.threads)
         job.stage.setup()
         for index, record in records:
             on_done(index, record_line(job, record))
@@ -59,13 +60,12 @@ def run_records(
 
     import multiprocessing
 
-    threads = max(1, default_workers() // job.workers)
     # spawn, not fork: a forked copy of a parent that touched torch/OpenMP can deadlock.
     context = multiprocessing.get_context("spawn")
     max_in_flight = job.workers * 4
     try:
         with ProcessPoolExecutor(
-            job.workers, mp_context=context, initializer=_init_worker, initargs=(job, threads)
+            job.workers, mp_context=context, initializer=_init_worker, initargs=(job,)
         ) as pool:
             in_flight: dict[Future[str], int] = {}
 

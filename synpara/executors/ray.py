@@ -15,7 +15,7 @@ import pickle
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from synpara.executors.base import Job, record_line
+from synpara.executors.base import Job, default_workers, record_line
 from synpara.stage import Record
 
 #: Records per Ray dataset. Large enough that actor start-up (model loading) is amortised.
@@ -26,7 +26,10 @@ class _StageActor:
     """A Ray Data callable class: holds one set-up stage for its lifetime."""
 
     def __init__(self, job: Job) -> None:
+        from synpara.executors.local import limit_threads
+
         self.job = job
+        limit_threads(job.threads)  # as many threads as a local worker: the same numerics
         job.stage.setup()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
@@ -34,7 +37,7 @@ class _StageActor:
         return {"index": list(batch["index"]), "line": lines}
 
 
-def _ensure_ray(workers: int) -> None:
+def _ensure_ray() -> None:
     import ray
 
     if ray.is_initialized():
@@ -42,8 +45,8 @@ def _ensure_ray(workers: int) -> None:
     address = os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=False)
-    else:  # a local cluster sized to what the user asked for
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    else:  # a local cluster on this machine's cores; actors take job.threads cores each
+        ray.init(num_cpus=default_workers(), include_dashboard=False, log_to_driver=False)
 
 
 def run_records(
@@ -52,7 +55,7 @@ def run_records(
     """Process ``records`` on Ray Data actors (``job.workers`` of them); results stream back."""
     import ray
 
-    _ensure_ray(job.workers)
+    _ensure_ray()
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the driver's tqdm bar already counts records
     while True:
@@ -65,6 +68,7 @@ def run_records(
             fn_constructor_args=(job,),
             batch_size=1,
             concurrency=job.workers,
+            num_cpus=job.threads,
         )
         for row in dataset.iter_rows():
             on_done(int(row["index"]), row["line"])
