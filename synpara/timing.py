@@ -9,7 +9,12 @@ soft prior. Words therefore never cross a neighbour and keep their order by cons
 
 Activity per frame comes from frame energy against the noise floor, gated by Silero VAD speech
 probabilities (a laugh or a door between words is loud but not speech); spectral flux marks where
-two words touch with no pause between them.
+two words touch with no pause between them. A stop closure inside a word is silence too, as long
+as a short pause: quiet frames inside a word cost a bounded amount, ending a word well before
+Whisper's end costs per frame (Whisper's ends are early, hardly ever late), and a release burst
+left in the pause after a closure is handed back to its word. Then edges follow the sound down to
+the noise floor; what lies under the floor (a reverb or echo tail) cannot be seen and is not
+guessed.
 
 :func:`refine_event` moves an event's onset to where its energy rises out of the floor and its
 offset to where it decays back; :func:`resolve_overlaps` keeps events off words unless both are
@@ -105,11 +110,18 @@ class SnapConfig:
     """Knobs of :func:`snap_words` (seconds unless named otherwise).
 
     ``early`` / ``late``: how far a word's sound may lie before Whisper's start / after its end
-    before the prior starts to object; beyond ``hard_limit`` a placement is impossible.
+    before the prior starts to object; beyond ``hard_limit`` a placement is impossible. ``short``:
+    how far before Whisper's end a word may stop before that costs too (Whisper gives each pause
+    to the word after it, so its ends are early or right, hardly ever late).
+
+    ``closure_prob``: how likely a quiet frame is inside a word (stop closures); ``max_closure`` /
+    ``max_burst``: a burst of sound left in a pause this close to a word and this short is
+    given to it (:func:`_claim_bursts`).
     """
 
     early: float = 0.12
-    late: float = 0.7
+    late: float = 0.3
+    short: float = 0.05
     hard_limit: float = 1.2
     prior_per_frame: float = 0.4
     min_word: float = 0.04
@@ -119,6 +131,9 @@ class SnapConfig:
     event_search: float = 0.35
     floor_margin_db: float = 4.0
     max_extend: float = 0.15
+    closure_prob: float = 0.05
+    max_closure: float = 0.15
+    max_burst: float = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +236,10 @@ def _viterbi_block(
         edges = np.linspace(first_frame, last_frame, n + 1).astype(int)
         return [(int(a), int(max(b, a + 1))) for a, b in zip(edges[:-1], edges[1:])]
     activity = np.clip(features.activity[first_frame:last_frame], 1e-4, 1 - 1e-4)
-    emit_word = np.log(activity)
+    # A word holds quiet frames of its own (stop closures before a burst, a pause inside "wan-ts"):
+    # inside a word a quiet frame costs a bounded amount, else the cheapest path would put word
+    # boundaries at every closure and merge words across short pauses instead.
+    emit_word = np.log(config.closure_prob + (1.0 - config.closure_prob) * activity)
     emit_gap = np.log(1.0 - activity)
     flux = features.flux[first_frame:last_frame]
 
@@ -249,6 +267,17 @@ def _viterbi_block(
     token_emit = np.stack([emit_event if is_event else emit_word for is_event in events])
     emit[~is_gap] = token_emit[word_of[~is_gap]] + priors[word_of[~is_gap]]
 
+    # Ending a word well before Whisper's end costs per frame: where two silences could split a
+    # pair of words (a stop closure inside the first, the short pause after it), this picks the
+    # one Whisper's bias makes likely. Only a tie-breaker: a quiet frame inside a word costs more.
+    t_abs = (np.arange(frames) + first_frame) * HOP
+    exit_cost = np.zeros((n, frames))
+    for i, ((_, end), is_event) in enumerate(zip(words, events)):
+        if not is_event:
+            exit_cost[i] = -config.prior_per_frame * np.maximum(end - config.short - t_abs, 0) / HOP
+    gap_states = np.arange(m + 1, states, m + 1)  # G_1 .. G_n, entered from W_i[m-1]
+    skip_states = np.arange(m + 2, states, m + 1)  # W_2[0] .. W_n[0], skipped into from W_i[m-1]
+
     last_sub = np.zeros(states, dtype=bool)
     last_sub[m :: m + 1] = True  # W_i[m-1]
     self_ok = np.where(is_gap | last_sub, 0.0, _NEG)
@@ -264,8 +293,11 @@ def _viterbi_block(
     for t in range(1, frames):
         stay = delta + self_ok
         advance = np.concatenate([[_NEG], delta[:-1]])
+        # The word being left ended at frame t - 1.
+        advance[gap_states] += exit_cost[:, t - 1]
         # Two words touching with no pause: cheaper where the spectrum changes (flux peak).
         skip = np.concatenate([[_NEG, _NEG], delta[:-2]]) + skip_ok + config.flux_bonus * flux[t]
+        skip[skip_states] += exit_cost[:-1, t - 1]
         best = np.argmax(np.stack([stay, advance, skip]), axis=0)
         delta = np.choose(best, [stay, advance, skip]) + emit[:, t]
         back[t] = best
@@ -344,6 +376,44 @@ def _extend_into_floor(
     return extended
 
 
+def _claim_bursts(
+    spans: list[tuple[int, int]], features: FrameFeatures, config: SnapConfig,
+    events: Sequence[bool],
+) -> list[tuple[int, int]]:
+    """Give short bursts of speech left in a pause to the word they belong to.
+
+    A word-final stop is a closure (near silence) and then a release burst (``walked``): the
+    cheapest path often leaves the burst in the pause. A burst of at most ``max_burst`` seconds
+    no more than ``max_closure`` from a word's edge, nearer to it than to the other neighbour, is
+    that word's sound. Events claim their own sound, so nothing is moved across or onto one.
+    """
+    active = features.activity > 0.5
+    closure = int(round(config.max_closure / HOP))
+    burst = int(round(config.max_burst / HOP))
+    out = list(spans)
+    for i in range(len(out) + 1):
+        low = out[i - 1][1] if i > 0 else max(0, out[0][0] - closure - burst)
+        high = out[i][0] if i < len(out) else min(features.frames, out[-1][1] + closure + burst)
+        if high - low < 2 or (i > 0 and events[i - 1]) or (i < len(out) and events[i]):
+            continue
+        base = low
+        for a, b in _runs(active[base:high], max_gap_frames=0):
+            a, b = a + base, b + base
+            if b - a > burst:
+                continue
+            after_prev = a - low if i > 0 else None  # closure between the previous word and it
+            before_next = high - b if i < len(out) else None
+            if after_prev is not None and after_prev <= closure and (
+                before_next is None or after_prev <= before_next
+            ):
+                out[i - 1] = (out[i - 1][0], b)
+                low = b
+            elif before_next is not None and before_next <= closure:
+                out[i] = (a, out[i][1])
+                break
+    return out
+
+
 def snap_words(
     words: Sequence[tuple[float, float]],
     features: FrameFeatures,
@@ -374,6 +444,7 @@ def snap_words(
             _viterbi_block(features, block_words, first, last, config, [kinds[i] for i in block])
         )
 
+    spans = _claim_bursts(spans, features, config, kinds)
     spans = _extend_into_floor(spans, features, config)
     snapped: list[SnappedWord] = []
     for i, ((start, end), (a, b)) in enumerate(zip(local, spans)):

@@ -25,7 +25,9 @@ import numpy as np
 from synpara.audio import SAMPLE_RATE, decode, resample, to_mono
 
 #: espeak-ng voices from Debian's espeak-ng-data (no mbrola). The +f2..+f5 variants are left out:
-#: they trail every word with a breathy tail 50-60 dB down, under any realistic noise floor.
+#: their ``echo`` setting (+f3: 120 ms, 10 %) trails every word with copies of its end 20 and 40 dB
+#: down, so a -60 dB truth holds ~0.1 s under any realistic noise floor (benchmarks/refine.py
+#: --sweep measures them: refine follows the first echo to the floor, not the buried second).
 VOICES: tuple[str, ...] = (
     "en-us", "en-gb", "en-us+f1", "en-gb-scotland+m3", "en-029", "en-gb-x-rp+f1",
 )
@@ -83,7 +85,8 @@ def have_espeak() -> bool:
 
 
 @functools.lru_cache(maxsize=4096)
-def _espeak(word: str, voice: str, words_per_minute: int) -> tuple[float, ...]:
+def _espeak_file(word: str, voice: str, words_per_minute: int) -> tuple[tuple[float, ...], int]:
+    """espeak-ng's own output for one word (with its leading and trailing silence)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "w.wav"
         subprocess.run(
@@ -91,20 +94,31 @@ def _espeak(word: str, voice: str, words_per_minute: int) -> tuple[float, ...]:
             check=True, capture_output=True,
         )
         decoded = decode(path)
-    samples = to_mono(decoded.samples)
+    return tuple(to_mono(decoded.samples).tolist()), decoded.sample_rate
+
+
+@functools.lru_cache(maxsize=4096)
+def _espeak(word: str, voice: str, words_per_minute: int,
+            range_db: float | None = WORD_RANGE_DB) -> tuple[float, ...]:
+    raw, rate = _espeak_file(word, voice, words_per_minute)
+    samples = np.asarray(raw, dtype=np.float32)
+    if range_db is None:  # the file as espeak wrote it, silence and all
+        return tuple(resample(samples, rate, SAMPLE_RATE).tolist())
     # espeak pads with exact digital zeros around the word's sound.
     sounding = np.flatnonzero(np.abs(samples) > 0)
     trimmed = samples[sounding[0] : sounding[-1] + 1] if len(sounding) else samples[:0]
-    audio = resample(trimmed, decoded.sample_rate, SAMPLE_RATE)
-    # Some variants (+f2, +f3) trail off in a breathy tail 60-80 dB down: inaudible, and under any
-    # noise floor. A word's sound is what lies within WORD_RANGE_DB of its loudest millisecond.
-    first, last = sound_extent(audio, rel_db=-WORD_RANGE_DB, frame=16)
+    audio = resample(trimmed, rate, SAMPLE_RATE)
+    # Some variants (+f2, +f3) trail off in an echo 60-80 dB down: inaudible, and under any noise
+    # floor. A word's sound is what lies within range_db of its loudest millisecond.
+    first, last = sound_extent(audio, rel_db=-range_db, frame=16)
     return tuple(audio[first:last].tolist())
 
 
-def synth_word(word: str, voice: str = "en-us", words_per_minute: int = 165) -> np.ndarray:
-    """One word as float32 16 kHz samples, trimmed to its sound."""
-    return np.asarray(_espeak(word, voice, words_per_minute), dtype=np.float32)
+def synth_word(word: str, voice: str = "en-us", words_per_minute: int = 165,
+               range_db: float | None = WORD_RANGE_DB) -> np.ndarray:
+    """One word as float32 16 kHz samples, trimmed to what lies within ``range_db`` of its
+    loudest millisecond (``None``: espeak's file untrimmed, its silences counted as the word)."""
+    return np.asarray(_espeak(word, voice, words_per_minute, range_db), dtype=np.float32)
 
 
 def noise_floor(n: int, rng: np.random.Generator, level_db: float) -> np.ndarray:
@@ -125,10 +139,12 @@ def synth_sentence(
     tail: float = 0.6,
     noise_db: float | None = -58.0,
     words_per_minute: int = 165,
+    range_db: float | None = WORD_RANGE_DB,
 ) -> Sentence:
     """Concatenate words synthesized one by one with random gaps, over a faint noise floor.
 
-    The returned word times are the true sound boundaries (to the sample).
+    The returned word times are the true sound boundaries (to the sample), as ``range_db``
+    defines them (see :func:`synth_word`).
     """
     pieces: list[np.ndarray] = []
     spans: list[SynthWord] = []
@@ -139,7 +155,7 @@ def synth_sentence(
             gap = int(round(rng.uniform(*gap_range) * SAMPLE_RATE))
             pieces.append(np.zeros(gap, dtype=np.float32))
             cursor += gap
-        audio = synth_word(word, voice, words_per_minute)
+        audio = synth_word(word, voice, words_per_minute, range_db)
         spans.append(SynthWord(word, cursor / SAMPLE_RATE, (cursor + len(audio)) / SAMPLE_RATE))
         pieces.append(audio)
         cursor += len(audio)

@@ -341,8 +341,7 @@ class Refine(Stage[RefineConfig]):
                               turn.words, turn.events)
             for turn in turns
         ]
-        out = cut.copy() if hasattr(cut, "copy") else cut
-        out.supervisions = supervisions
+        out = cut.copy(supervisions=supervisions)
         self._meta(out, turns, None)
         return out
 

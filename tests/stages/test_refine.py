@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from synpara.errors import SynparaError
-from synpara.eval.words import TimedWord, score_words
+from synpara.eval.words import TimedWord, match_words, normalise_word, score_words
 from synpara.manifest import alignment_item, items, write_cuts
 from synpara.segment import SegmentConfig, plan_segments
 from synpara.stage import RecordContext, Reject
@@ -92,6 +92,31 @@ def test_refined_word_times_beat_whisper_on_espeak_sentences(tmp_path, whisper):
     assert before.start_median_ms > 100  # the bias refine exists to remove
     assert after.start_median_ms <= 30 and after.end_median_ms <= 30, after.summary()
     assert after.start_p90_ms <= 80 and after.end_p90_ms <= 80, after.summary()
+
+
+@pytest.mark.slow
+def test_slow_speech_keeps_every_word_in_place(tmp_path, whisper):
+    """At 130 words a minute stop closures inside words ("wan-ts", "wen-t") are as long as the
+    pauses between words; no word may swallow its neighbour (this once cost 300-680 ms)."""
+    from synpara.stages.transcribe import WhisperOptions, transcribe_words
+
+    rng = np.random.default_rng(130)
+    stage = Refine(RefineConfig(segment=False))
+    stage.setup()
+    for index, voice in [(2, "en"), (5, "en-gb"), (4, "en-gb-scotland"), (7, "en-029")]:
+        sentence = synth_sentence(SENTENCES[index].split(), rng, voice=voice,
+                                  words_per_minute=130)
+        words = transcribe_words(whisper, sentence.samples, WhisperOptions(language="en"))
+        cut = _run(stage, _cut(tmp_path, f"slow{index}", sentence.samples,
+                               [(w.text, w.start, w.end, w.probability) for w in words]), tmp_path)
+        refined = items(cut, "word")
+        pairs = match_words([normalise_word(w.text) for w in sentence.words],
+                            [normalise_word(w.symbol) for w in refined])
+        assert len(pairs) >= 0.85 * len(sentence.words), (voice, words)
+        for i, j in pairs:
+            true, word = sentence.words[i], refined[j]
+            assert abs(word.start - true.start) <= 0.06, (voice, word, true)
+            assert abs(word.end - true.end) <= 0.06, (voice, word, true)
 
 
 @pytest.mark.parametrize("label", sorted(VOCALS))
