@@ -154,10 +154,15 @@ def _stage_command(name: str) -> click.Command:
         if reads_audio
         else "input manifest (cuts.jsonl.gz)"
     )
+    # the registry lists stages in pipeline order: the one before is the usual input
+    from synpara.stages import STAGES
+
+    order = list(STAGES)
+    previous = order[order.index(name) - 1] if order.index(name) > 0 else "previous"
     example = (
         "synpara ingest -i recordings/ -o output/ingest"
         if reads_audio
-        else f"synpara {name} -i output/prev/cuts.jsonl.gz -o output/{name}"
+        else f"synpara {name} -i output/{previous}/cuts.jsonl.gz -o output/{name}"
     )
     params: list[click.Parameter] = [
         click.Option(["-i", "--input", "inputs"], multiple=True, required=True, help=input_help),
