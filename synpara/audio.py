@@ -347,3 +347,56 @@ def silero_speech_probs(model: Any, samples: np.ndarray, window_samples: int = 5
             probs.append(float(model(chunk, SAMPLE_RATE).item()))
     model.reset_states()
     return np.asarray(probs, dtype=np.float32)
+
+
+# ------------------------------------------------------------------ envelope features (detect)
+
+
+def envelope_pulses(
+    samples: np.ndarray,
+    sample_rate: int = SAMPLE_RATE,
+    prominence_db: float = 6.0,
+    range_db: float = 20.0,
+    min_gap_s: float = 0.06,
+) -> np.ndarray:
+    """Times (s) of the pulses of a sound: peaks of its 10 ms energy envelope that rise at least
+    ``prominence_db`` above the dips on both sides and lie within ``range_db`` of the loudest.
+
+    A laugh is a train of such pulses ("ha-ha-ha", 3-10 per second); a moan, a gasp or a breath
+    is one smooth rise and fall. Peaks closer than ``min_gap_s`` count once.
+
+    >>> t = np.arange(16000) / 16000
+    >>> burst = np.sin(2 * np.pi * 200 * t) * (np.sin(2 * np.pi * 5 * t) > 0.5)
+    >>> len(envelope_pulses(burst.astype(np.float32)))
+    5
+    """
+    hop = max(1, sample_rate // 100)
+    energy = frame_energy_db(samples, 2 * hop, hop).astype(np.float64)
+    if energy.size < 3 or energy.max() <= -119.0:
+        return np.zeros(0)
+    envelope = np.convolve(np.pad(energy, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+    loud = envelope.max() - range_db
+    peaks: list[int] = []
+    # Like the last peak, the first needs no dip on its outer side: the sound may start on it.
+    candidate, dip = None, float(envelope.min())
+    for index, value in enumerate(envelope):
+        if candidate is None:
+            if value - dip >= prominence_db and value > loud:
+                candidate = index
+            dip = min(dip, value)
+        elif value > envelope[candidate]:
+            candidate = index
+        elif envelope[candidate] - value >= prominence_db:
+            peaks.append(candidate)
+            candidate, dip = None, value
+    # A last peak needs no fall after it: the sound may end on it, or the span cut it off.
+    if candidate is not None:
+        peaks.append(candidate)
+    merged: list[int] = []
+    for peak in peaks:
+        if merged and (peak - merged[-1]) * hop < min_gap_s * sample_rate:
+            if envelope[peak] > envelope[merged[-1]]:
+                merged[-1] = peak
+        else:
+            merged.append(peak)
+    return (np.asarray(merged, dtype=np.float64) * hop + hop) / sample_rate

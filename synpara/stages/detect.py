@@ -22,6 +22,12 @@ How (defaults tuned on ``scripts/make_devset.py`` mixtures):
 4. Per-category thresholds with hysteresis, a merge gap and minimum durations make spans; where two
    categories claim the same stretch, the one further above its own threshold wins.
 5. Event edges in a pause snap to the energy envelope (a window is 0.96 s long; the signal is not).
+6. One sound in a pause gets one label: spans of any labels within ``relabel_gap`` of each other
+   become one event, labelled by the mean of each label's best ``label_windows`` windows over the
+   whole sound (single windows sway on short sounds: a cough's onset can score as laughter).
+   The sound's own envelope weighs in: a laugh is a train of pulses, so a sound with fewer than
+   ``laughter_min_pulses`` pulses keeps only ``pulse_factor`` of its laughter evidence (not over
+   talk, whose envelope is the talk's).
 
 Example::
 
@@ -39,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synpara.audio import SAMPLE_RATE, frame_energy_db, load_cut_audio
+from synpara.audio import SAMPLE_RATE, envelope_pulses, frame_energy_db, load_cut_audio
 from synpara.errors import SynparaError
 from synpara.manifest import WORD, alignment_item, attach_events, items, synpara_meta
 from synpara.ontology import LABELS
@@ -68,6 +74,11 @@ DEFAULT_MIN_DURATIONS = ("*=0.12", "breath=0.15", "laughter=0.2")
 DEFAULT_RAW_THRESHOLDS = ("laughter=0.08",)
 
 _ENERGY_FRAME_S = 0.01
+#: Share of a span's windows in wordless voiced stretches from which it counts as in a pause.
+PAUSE_SHARE = 0.5
+#: Mean speech probability from which a span is over talk: its envelope is then the talk's, and
+#: says nothing about the vocalization under it (as in ``_wordless_voiced``).
+_TALK = 0.5
 
 
 def parse_label_values(entries: tuple[str, ...] | list[str], what: str) -> dict[str, float]:
@@ -119,6 +130,16 @@ class DetectConfig(StageConfig):
         "help": "LABEL=SECONDS minimum event durations ('*' for every label)"})
     merge_gap: float = field(default=0.3, metadata={
         "help": "same-label events closer than this many seconds become one"})
+    relabel_gap: float = field(default=0.1, metadata={
+        "help": "spans in a pause closer than this many seconds are one sound, given the "
+                "label strongest inside them (0 = label fragments separately)"})
+    label_windows: int = field(default=2, metadata={
+        "help": "a pause sound's label is chosen by the mean of each label's best this many "
+                "windows"})
+    laughter_min_pulses: int = field(default=2, metadata={
+        "help": "envelope pulses a sound in a pause needs to count fully as laughter (0 = off)"})
+    pulse_factor: float = field(default=0.3, metadata={
+        "help": "laughter evidence multiplier for a pause sound with fewer pulses than that"})
     energy_edges: bool = field(default=True, metadata={
         "help": "snap the edges of events in pauses to the energy envelope"})
     use_vad: bool = field(default=True, metadata={
@@ -149,6 +170,10 @@ class DetectConfig(StageConfig):
                      "candidate"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SynparaError(f"detect: {name} must be within [0, 1]")
+        if self.relabel_gap < 0 or self.label_windows < 1 or self.laughter_min_pulses < 0 \
+                or not 0 <= self.pulse_factor <= 1:
+            raise SynparaError("detect: relabel_gap, laughter_min_pulses >= 0; label_windows "
+                               ">= 1; pulse_factor within [0, 1]")
         if self.merge_gap < 0 or self.threads < 0 or self.batch_size < 1 or self.window <= 0:
             raise SynparaError("detect: merge_gap, threads >= 0; batch_size >= 1; window > 0")
         for label, value in parse_label_values(self.thresholds, "thresholds").items():
@@ -296,6 +321,7 @@ class Span:
     score: float  # best effective probability inside
     strength: float  # best effective probability / local threshold
     in_gap: float  # fraction of the span's windows that were in wordless voiced stretches
+    windows: tuple[int, int] = (0, -1)  # first and last scored window (edges may move later)
 
 
 def _intervals_mask(times: np.ndarray, intervals: list[tuple[float, float]]) -> np.ndarray:
@@ -431,9 +457,12 @@ class Detect(Stage[DetectConfig]):
         speech = self._speech(probs)
         # A window hears 0.48 s either side of its centre: near a confident word it hears the word.
         near_word = _intervals_mask(centres, [(a - 0.48, b + 0.48) for a, b in word_spans])
-        spans = self._spans(centres, probs, speech, in_gap, in_word, duration, near_word)
+        spans, evidence = self._spans(centres, probs, speech, in_gap, in_word, duration,
+                                      near_word)
         if config.energy_edges:
             spans = self._snap_edges(spans, samples, word_spans)
+        if config.relabel_gap > 0:
+            spans = self._relabel(spans, centres, evidence, speech, samples)
         # After snapping: two labels on one sound end up on the same energy run.
         spans = self._resolve_overlaps(spans)
         spans = self._finish(spans, duration)
@@ -489,7 +518,9 @@ class Detect(Stage[DetectConfig]):
 
     def _spans(self, centres: np.ndarray, probs: np.ndarray, speech: np.ndarray,
                in_gap: np.ndarray, in_word: np.ndarray, duration: float,
-               near_word: np.ndarray | None = None) -> list[Span]:
+               near_word: np.ndarray | None = None
+               ) -> tuple[list[Span], dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """Spans per label, and per label each window's (effective score, limit)."""
         config = self.config
         thresholds = config.threshold_map()
         factor = np.where(in_gap, config.gap_factor, np.where(in_word, config.word_factor, 1.0))
@@ -498,6 +529,7 @@ class Detect(Stage[DetectConfig]):
         # Each window stands for the stretch halfway to its neighbours.
         bounds = np.concatenate([[0.0], (centres[1:] + centres[:-1]) / 2, [duration]])
         spans = []
+        evidence = {}
         for label, columns in self._classes.events.items():
             if label not in thresholds:
                 continue
@@ -513,14 +545,89 @@ class Detect(Stage[DetectConfig]):
                 easier = ~strict & (raw / raw_limit > score / limit)
                 score = np.where(easier, raw, score)
                 limit = np.where(easier, raw_limit, limit)
+            evidence[label] = (score, limit)
             for first, last in runs_with_hysteresis(score, limit, config.hysteresis):
                 window = slice(first, last + 1)
                 spans.append(Span(
                     label, float(bounds[first]), float(bounds[last + 1]),
                     float(score[window].max()), float((score[window] / limit[window]).max()),
-                    float(in_gap[window].mean()),
+                    float(in_gap[window].mean()), (first, last),
                 ))
-        return spans
+        return spans, evidence
+
+    def _relabel(self, spans: list[Span], centres: np.ndarray,
+                 evidence: dict[str, tuple[np.ndarray, np.ndarray]], speech: np.ndarray,
+                 samples: np.ndarray) -> list[Span]:
+        """One sound in a pause, one label: spans of any labels that touch within
+        ``relabel_gap`` form a cluster, which becomes one span with the label strongest anywhere
+        inside it (short sounds otherwise split into fragments: a laugh-like onset, a cough
+        peak, a sneeze-like tail, each a false alarm of its own)."""
+        gap = self.config.relabel_gap
+        pause = sorted((s for s in spans if s.in_gap >= PAUSE_SHARE), key=lambda s: s.start)
+        out = []
+        for span in spans:
+            if span.in_gap >= PAUSE_SHARE:
+                continue
+            inside = (centres >= span.start) & (centres <= span.end)
+            # Over talk the envelope is the talk's: the label stays. Elsewhere (a quiet stretch
+            # the VAD skipped) it must fit the sound, as in a pause.
+            if inside.any() and float(speech[inside].mean()) >= _TALK:
+                out.append(span)
+                continue
+            sound = samples[int(span.start * SAMPLE_RATE):int(np.ceil(span.end * SAMPLE_RATE))]
+            if span.strength * self._acoustic_factors(sound).get(span.label, 1.0) >= 1.0:
+                out.append(span)
+        clusters: list[list[Span]] = []
+        for span in pause:
+            if clusters and span.start <= max(s.end for s in clusters[-1]) + gap:
+                clusters[-1].append(span)
+            else:
+                clusters.append([span])
+        for cluster in clusters:
+            start, end = min(s.start for s in cluster), max(s.end for s in cluster)
+            inside = (centres >= start) & (centres <= end)
+            for span in cluster:  # snapping may have moved the edges off the windows that fired
+                inside[span.windows[0]:span.windows[1] + 1] = True
+            # Near the peak, not the mean: the windows that hear the sound best decide (over
+            # the whole cluster, weak but steady fallback labels such as sigh and cry win on
+            # average), yet not one window alone, which a short sound's onset can sway.
+            peaks, best = {}, {}
+            for name, (score, limit) in evidence.items():
+                ratio = np.sort(score[inside] / limit[inside])
+                peaks[name] = float(ratio[-self.config.label_windows:].mean())
+                best[name] = float(ratio[-1])
+            sound = samples[int(start * SAMPLE_RATE):int(np.ceil(end * SAMPLE_RATE))]
+            talk = float(speech[inside].mean()) >= _TALK
+            for label, factor in ({} if talk else self._acoustic_factors(sound)).items():
+                if label in peaks:
+                    peaks[label] *= factor
+                    best[label] *= factor
+            # Only labels that reach their threshold somewhere in the sound compete.
+            passing = [name for name in peaks if best[name] >= 1.0]
+            if not passing:  # the sound's own envelope ruled out the only label heard
+                continue
+            label = max(passing, key=lambda name: peaks[name] * _priority(name))
+            breaths = [s for s in cluster if s.label == "breath"]
+            score, limit = evidence[label]
+            if label in _RESPIRATORY and breaths and max(b.score for b in breaths) >= float(
+                    score[inside].max()) - _BREATH_MARGIN:
+                label = "breath"  # as in _prefer_breath: breathing is the commonest of them
+                score, limit = evidence[label]
+            out.append(Span(label, start, end, float(score[inside].max()), best[label],
+                            float(np.mean([s.in_gap for s in cluster]))))
+        return out
+
+    def _acoustic_factors(self, sound: np.ndarray) -> dict[str, float]:
+        """Multipliers on the tagger's evidence from the sound's own envelope: a laugh is a
+        train of pulses ("ha-ha"), so a single smooth rise and fall is hardly laughter."""
+        config = self.config
+        # Under 0.15 s a span is a fragment of a sound, too short to show a train of pulses.
+        if config.laughter_min_pulses <= 1 or len(sound) < 0.15 * SAMPLE_RATE:
+            return {}
+        pulses = envelope_pulses(sound, SAMPLE_RATE)
+        if len(pulses) < config.laughter_min_pulses:
+            return {"laughter": config.pulse_factor}
+        return {}
 
     @staticmethod
     def _resolve_overlaps(spans: list[Span]) -> list[Span]:
