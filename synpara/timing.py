@@ -36,6 +36,7 @@ import numpy as np
 from synpara.audio import (
     SAMPLE_RATE,
     centered_frame_energy_db,
+    mask_runs,
     noise_floor_db,
     spectral_flux,
 )
@@ -397,7 +398,7 @@ def _claim_bursts(
         if high - low < 2 or (i > 0 and events[i - 1]) or (i < len(out) and events[i]):
             continue
         base = low
-        for a, b in _runs(active[base:high], max_gap_frames=0):
+        for a, b in mask_runs(active[base:high], max_gap_frames=0):
             a, b = a + base, b + base
             if b - a > burst:
                 continue
@@ -507,7 +508,7 @@ def refine_event(
         return RefinedEvent(start, end, 0.0, 0.0, 0.0)
     ending, starting = _outward_energy_db(features)
     loud = starting[first:last] > features.noise_floor_db + onset_db
-    runs = _runs(loud, max_gap_frames=int(max_gap / HOP))
+    runs = mask_runs(loud, max_gap_frames=int(max_gap / HOP))
     span_a = int(np.floor((start - offset) / HOP)) - first
     span_b = int(np.ceil((end - offset) / HOP)) - first
     body = [(a, b) for a, b in runs if b > span_a and a < span_b]
@@ -530,19 +531,6 @@ def refine_event(
     cover = (min(end, new_end) - max(start, new_start)) / max(new_end - new_start, HOP)
     confidence = rise * float(np.clip(0.5 + cover, 0.0, 1.0))
     return RefinedEvent(new_start, new_end, new_start - start, new_end - end, confidence)
-
-
-def _runs(mask: np.ndarray, max_gap_frames: int) -> list[tuple[int, int]]:
-    """``[start, stop)`` runs of True, joining runs separated by at most ``max_gap_frames``."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    runs = [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
-    joined: list[tuple[int, int]] = []
-    for a, b in runs:
-        if joined and a - joined[-1][1] <= max_gap_frames:
-            joined[-1] = (joined[-1][0], b)
-        else:
-            joined.append((a, b))
-    return joined
 
 
 @dataclass(frozen=True, slots=True)

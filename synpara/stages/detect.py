@@ -45,7 +45,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synpara.audio import SAMPLE_RATE, envelope_pulses, frame_energy_db, load_cut_audio
+from synpara.audio import (
+    SAMPLE_RATE,
+    envelope_pulses,
+    frame_energy_db,
+    load_cut_audio,
+    mask_runs,
+    noise_floor_db,
+)
 from synpara.errors import SynparaError
 from synpara.manifest import WORD, alignment_item, attach_events, items, synpara_meta
 from synpara.ontology import LABELS
@@ -246,13 +253,31 @@ def class_map(class_names: list[str], rows: list[dict[str, str]] | None = None) 
 
 
 class WindowTagger:
-    """Scores windows centred at given times. YAMNet slices one log-mel pass; other backends
-    cut ``window`` seconds of audio per centre."""
+    """Scores windows centred at given times. ``prepare`` runs once per cut (YAMNet: one log-mel
+    pass; other backends: resampling), ``score`` as often as detect looks (coarse, then fine)."""
 
     class_names: list[str]
+    batch_size: int
 
-    def score(self, samples: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    def prepare(self, samples: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def window(self, prepared: np.ndarray, centre: float) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def score(self, prepared: np.ndarray, centres: np.ndarray) -> np.ndarray:
+        """``(len(centres), classes)`` probabilities; windows are cut one batch at a time, so an
+        hour of audio never holds all its patches at once."""
+        out = [
+            np.asarray(self.predict(np.stack([self.window(prepared, c) for c in chunk])),
+                       dtype=np.float32)
+            for chunk in np.array_split(centres, max(1, -(-len(centres) // self.batch_size)))
+            if len(chunk)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
 
 
 class YamnetWindows(WindowTagger):
@@ -261,18 +286,25 @@ class YamnetWindows(WindowTagger):
 
         self.model = load_yamnet(threads=threads, batch_size=batch_size)
         self.class_names = self.model.class_names
+        self.batch_size = batch_size
 
-    def score(self, samples: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    def prepare(self, samples: np.ndarray) -> np.ndarray:
         from synpara.models import YAMNET_PATCH_FRAMES, yamnet_log_mel
 
-        half = YAMNET_PATCH_FRAMES // 2
         frames = yamnet_log_mel(samples)
         # Silence-level padding lets a window centre on the very first and last frames.
-        floor = np.full((half, frames.shape[1]), np.log(0.001), dtype=np.float32)
-        padded = np.concatenate([floor, frames, floor])
-        first = np.clip(np.round(centres / _ENERGY_FRAME_S).astype(int), 0, len(frames))
-        patches = np.stack([padded[f:f + YAMNET_PATCH_FRAMES] for f in first])
-        return self.model.predict(patches)
+        floor = np.full((YAMNET_PATCH_FRAMES // 2, frames.shape[1]), np.log(0.001), np.float32)
+        return np.concatenate([floor, frames, floor])
+
+    def window(self, prepared: np.ndarray, centre: float) -> np.ndarray:
+        from synpara.models import YAMNET_PATCH_FRAMES
+
+        frames = len(prepared) - 2 * (YAMNET_PATCH_FRAMES // 2)
+        first = int(np.clip(np.round(centre / _ENERGY_FRAME_S), 0, frames))
+        return prepared[first:first + YAMNET_PATCH_FRAMES]
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self.model.predict(batch)
 
 
 class AudioWindows(WindowTagger):
@@ -281,22 +313,21 @@ class AudioWindows(WindowTagger):
     def __init__(self, model: Any, window: float, batch_size: int) -> None:
         self.model = model
         self.class_names = model.class_names
-        self.window = window
+        self.width = int(round(window * model.sample_rate))
         self.batch_size = batch_size
 
-    def score(self, samples: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    def prepare(self, samples: np.ndarray) -> np.ndarray:
         from synpara.audio import resample
 
-        rate = self.model.sample_rate
-        audio = resample(samples, SAMPLE_RATE, rate) if rate != SAMPLE_RATE else samples
-        width = int(round(self.window * rate))
-        padded = np.pad(audio, (width // 2, width - width // 2))
-        starts = np.clip(np.round(centres * rate).astype(int), 0, len(audio))
-        out = []
-        for first in range(0, len(starts), self.batch_size):
-            batch = np.stack([padded[s:s + width] for s in starts[first:first + self.batch_size]])
-            out.append(np.asarray(self.model.predict(batch), dtype=np.float32))
-        return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
+        audio = resample(samples, SAMPLE_RATE, self.model.sample_rate)
+        return np.pad(audio, (self.width // 2, self.width - self.width // 2))
+
+    def window(self, prepared: np.ndarray, centre: float) -> np.ndarray:
+        start = int(np.clip(round(centre * self.model.sample_rate), 0, len(prepared) - self.width))
+        return prepared[start:start + self.width]
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self.model.predict(batch)
 
 
 def load_tagger(detector: str, threads: int, batch_size: int, window: float) -> WindowTagger:
@@ -389,11 +420,9 @@ class Detect(Stage[DetectConfig]):
     Config = DetectConfig
 
     def setup(self) -> None:
-        threads = self.config.threads
-        if threads == 0:
-            import torch
+        from synpara.models import cpu_threads
 
-            threads = max(1, torch.get_num_threads())
+        threads = cpu_threads(self.config.threads)
         self._tagger = load_tagger(self.config.detector, threads, self.config.batch_size,
                                    self.config.window)
         self._classes = class_map(self._tagger.class_names)
@@ -438,10 +467,12 @@ class Detect(Stage[DetectConfig]):
             return [], {"silence": 1.0} if duration > 0 else {}
         word_spans = [(a, b) for a, b, _ in (words or [])]
         coarse = np.arange(config.hop / 2, duration, config.hop)
-        coarse_probs = self._tagger.score(samples, coarse)
+        prepared = self._tagger.prepare(samples)  # once per cut: both passes slice it
+        coarse_probs = self._tagger.score(prepared, coarse)
+        energy = frame_energy_db(samples, 400, 160)  # 10 ms hop: _ENERGY_FRAME_S
         speech_coarse = self._speech(coarse_probs)
 
-        gaps = self._wordless_voiced(samples, duration, word_spans, coarse, speech_coarse)
+        gaps = self._wordless_voiced(samples, energy, duration, word_spans, coarse, speech_coarse)
         centres, probs = coarse, coarse_probs
         looks = _merge_intervals(gaps + self._candidates(coarse, coarse_probs))
         if config.fine_hop > 0 and looks:
@@ -449,7 +480,7 @@ class Detect(Stage[DetectConfig]):
             fine = fine[~np.isin(np.round(fine, 3), np.round(coarse, 3))]
             if len(fine):
                 centres = np.concatenate([coarse, fine])
-                probs = np.concatenate([coarse_probs, self._tagger.score(samples, fine)])
+                probs = np.concatenate([coarse_probs, self._tagger.score(prepared, fine)])
                 order = np.argsort(centres, kind="stable")
                 centres, probs = centres[order], probs[order]
         in_gap = _intervals_mask(centres, gaps)
@@ -460,7 +491,7 @@ class Detect(Stage[DetectConfig]):
         spans, evidence = self._spans(centres, probs, speech, in_gap, in_word, duration,
                                       near_word)
         if config.energy_edges:
-            spans = self._snap_edges(spans, samples, word_spans)
+            spans = self._snap_edges(spans, energy, word_spans)
         if config.relabel_gap > 0:
             spans = self._relabel(spans, centres, evidence, speech, samples)
         # After snapping: two labels on one sound end up on the same energy run.
@@ -487,11 +518,11 @@ class Detect(Stage[DetectConfig]):
             return np.zeros(len(probs), dtype=np.float32)
         return probs[:, self._classes.speech].max(axis=1)
 
-    def _wordless_voiced(self, samples: np.ndarray, duration: float,
+    def _wordless_voiced(self, samples: np.ndarray, energy: np.ndarray, duration: float,
                          word_spans: list[tuple[float, float]], coarse: np.ndarray,
                          speech_coarse: np.ndarray) -> list[tuple[float, float]]:
         """Stretches with voice activity (or energy) but no words, where events hide."""
-        active = self._active(samples, duration)
+        active = self._active(samples, energy, duration)
         if word_spans:
             return _merge_intervals(_subtract(active, _merge_intervals(word_spans)))
         # No transcript: words are where the tagger hears speech.
@@ -499,7 +530,8 @@ class Detect(Stage[DetectConfig]):
         speechy = [(c - half, c + half) for c, s in zip(coarse, speech_coarse) if s >= 0.5]
         return _merge_intervals(_subtract(active, _merge_intervals(speechy)))
 
-    def _active(self, samples: np.ndarray, duration: float) -> list[tuple[float, float]]:
+    def _active(self, samples: np.ndarray, energy: np.ndarray, duration: float
+                ) -> list[tuple[float, float]]:
         """Silero VAD speech plus stretches well above the noise floor (unvoiced coughs, breath)."""
         intervals: list[tuple[float, float]] = []
         if self._vad is not None:
@@ -510,10 +542,10 @@ class Detect(Stage[DetectConfig]):
                                           self._vad, sampling_rate=SAMPLE_RATE,
                                           min_silence_duration_ms=100, speech_pad_ms=30)
             intervals += [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in spans]
-        energy = frame_energy_db(samples, 400, 160)
-        floor = float(np.percentile(energy, 10))
+        floor = noise_floor_db(energy)
         loud = energy > max(floor + 15.0, float(energy.max()) - 45.0)
-        intervals += _frames_to_intervals(loud, _ENERGY_FRAME_S, 0.025)
+        frame = _ENERGY_FRAME_S
+        intervals += [(a * frame, b * frame + 0.025) for a, b in mask_runs(loud)]
         return [(max(0.0, a), min(duration, b)) for a, b in _merge_intervals(intervals, 0.05)]
 
     def _spans(self, centres: np.ndarray, probs: np.ndarray, speech: np.ndarray,
@@ -647,11 +679,10 @@ class Detect(Stage[DetectConfig]):
                 kept.append(span)
         return sorted(kept, key=lambda s: (s.start, s.label))
 
-    def _snap_edges(self, spans: list[Span], samples: np.ndarray,
+    def _snap_edges(self, spans: list[Span], energy: np.ndarray,
                     word_spans: list[tuple[float, float]]) -> list[Span]:
         """Move the edges of pause events to where the signal rises from and falls to the floor."""
-        energy = frame_energy_db(samples, 400, 160)
-        floor = float(np.percentile(energy, 10))
+        floor = noise_floor_db(energy)
         for span in spans:
             if span.in_gap < 0.5:
                 continue
@@ -662,8 +693,7 @@ class Detect(Stage[DetectConfig]):
             local = energy[lo:hi]
             loud = local > max(floor + 10.0, float(local.max()) - 30.0)
             core_lo = int((span.start + span.end) / 2 / _ENERGY_FRAME_S) - lo
-            runs = _frames_to_intervals(loud, 1, 0)
-            runs = _merge_intervals([(a, b) for a, b in runs], gap=12)  # bridge 0.12 s dips
+            runs = mask_runs(loud, max_gap_frames=12)  # bridge 0.12 s dips
             if not runs:
                 continue
             # The loud run nearest the span's centre is the event.
@@ -741,11 +771,3 @@ def _prefer_breath(spans: list[Span]) -> list[Span]:
         kept.append(span)
     return kept
 
-
-def _frames_to_intervals(mask: np.ndarray, frame: float, extra: float) -> list[tuple[float, float]]:
-    """Runs of True in ``mask`` as ``(start, end)`` in ``frame`` units (+ ``extra`` at the end)."""
-    if not mask.any():
-        return []
-    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
-    changes = np.flatnonzero(np.diff(padded))
-    return [(a * frame, b * frame + extra) for a, b in zip(changes[::2], changes[1::2])]

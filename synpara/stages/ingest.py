@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synpara.audio import sha256_file
 from synpara.errors import SynparaError
 from synpara.stage import Record, RecordContext, Reject, Stage, StageConfig
 
@@ -62,14 +63,6 @@ class SourceFile:
 
     path: Path
     sha256: str
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def expand_inputs(inputs: list[str] | str | Path) -> list[Path]:
@@ -139,7 +132,7 @@ class Ingest(Stage[IngestConfig]):
         first_with_hash: dict[str, Path] = {}
         for path in paths:
             try:
-                digest = _sha256(path)
+                digest = sha256_file(path)
             except OSError as error:
                 yield Record(
                     ids[path], str(path), Reject(f"{path}: cannot read ({error.strerror})")

@@ -29,8 +29,8 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -119,7 +119,9 @@ class RefineConfig(StageConfig):
         default=None, metadata={"help": "language for split validation (default: detect)"}
     )
     beam_size: int = field(default=1, metadata={"help": "beam size of split validation"})
-    threads: int = field(default=0, metadata={"help": "CPU threads for Whisper (0: up to 4)"})
+    threads: int = field(
+        default=0, metadata={"help": "CPU threads for Whisper (0: the executor's share)"}
+    )
     min_asr_confidence: float = field(
         default=0.4, metadata={"help": "reject utterances whose mean word probability is lower"}
     )
@@ -206,7 +208,7 @@ class Refine(Stage[RefineConfig]):
     Config = RefineConfig
 
     def setup(self) -> None:
-        from synpara.models import load_ctc_aligner, load_silero_vad, load_whisper
+        from synpara.models import cpu_threads, load_ctc_aligner, load_silero_vad, load_whisper
 
         config = self.config
         self.vad = load_silero_vad() if config.vad else None
@@ -215,8 +217,7 @@ class Refine(Stage[RefineConfig]):
         self.ctc = load_ctc_aligner(config.ctc_model) if use_ctc and config.ctc_model else None
         self.whisper = None
         if config.segment and config.validate_splits:
-            threads = config.threads or min(4, os.cpu_count() or 1)
-            self.whisper = load_whisper(config.asr_model, threads=threads)
+            self.whisper = load_whisper(config.asr_model, threads=cpu_threads(config.threads))
 
     @property
     def model_id(self) -> str | None:
@@ -383,7 +384,7 @@ class Refine(Stage[RefineConfig]):
                                     words, events)
             out = fastcopy(cut, id=utterance_id, start=round_time(piece.start),
                            duration=round_time(piece.duration), supervisions=[sup],
-                           custom=_deep_copy(cut.custom))
+                           custom=copy.deepcopy(cut.custom))
             info = self._meta(out, [turn], (piece, stat, words, events))
             info["source_cut"] = cut.id
             results.append(out)
@@ -513,8 +514,3 @@ def _mostly_inside_words(event: Any, words: list) -> bool:
 def _ms(seconds: float) -> float:
     return round(float(seconds) * 1000, 1)
 
-
-def _deep_copy(value: Any) -> Any:
-    import copy
-
-    return copy.deepcopy(value)

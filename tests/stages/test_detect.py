@@ -352,7 +352,7 @@ def test_ast_backend_loads_a_tiny_random_model(tmp_path):
     assert stage._tagger.class_names == AUDIOSET_NAMES
     assert set(stage._classes.events) == {"laughter", "cough"}
     samples = np.random.default_rng(0).normal(0, 0.1, 2 * SAMPLE_RATE).astype(np.float32)
-    probs = stage._tagger.score(samples, np.array([0.5, 1.5]))
+    probs = stage._tagger.score(stage._tagger.prepare(samples), np.array([0.5, 1.5]))
     assert probs.shape == (2, 4) and np.all((probs >= 0) & (probs <= 1))
     spans, _ = stage.detect(samples)
     check_well_formed(spans, 2.0)
@@ -373,7 +373,7 @@ def test_panns_backend_loads_a_tiny_random_checkpoint(tmp_path):
                                 threads=1, hop=0.5, fine_hop=0.0))
     stage.setup()
     samples = np.random.default_rng(0).normal(0, 0.1, 2 * SAMPLE_RATE).astype(np.float32)
-    probs = stage._tagger.score(samples, np.array([0.5, 1.5]))
+    probs = stage._tagger.score(stage._tagger.prepare(samples), np.array([0.5, 1.5]))
     assert probs.shape == (2, 4) and np.all((probs >= 0) & (probs <= 1))
 
     torch.save({"model": {"x": torch.zeros(1)}}, tmp_path / "bad.pth")
