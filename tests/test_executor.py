@@ -17,7 +17,8 @@ import soundfile
 import yaml
 
 from synpara.errors import SynparaError
-from synpara.executors.base import DONE_FILE, PARTS_DIR, SUCCESS_FILE, _OutputLock, run_stage
+from synpara.executors.journal import DONE_FILE, PARTS_DIR, SUCCESS_FILE, OutputLock
+from synpara.executors.run import run_stage
 from synpara.pipeline import load_pipeline, run_pipeline
 from synpara.stage import record_rng
 from synpara.stages.ingest import Ingest
@@ -132,7 +133,7 @@ def test_finished_stage_is_skipped_and_other_config_refused(tmp_path, shared_dat
 def test_lock_keeps_two_runs_apart(tmp_path, shared_data):
     out = tmp_path / "out"
     out.mkdir()
-    with _OutputLock(out):
+    with OutputLock(out):
         result = subprocess.run(
             _synpara("ingest", "-i", str(shared_data / "speech/jfk/jfk.wav"), "-o", str(out)),
             capture_output=True,

@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from synpara.executors.base import run_stage
+from synpara.executors.run import run_stage
 from synpara.stages.ingest import Ingest
 
 ray = pytest.importorskip("ray", reason="the ray extra is part of .[dev]; CI installs it")
