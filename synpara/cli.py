@@ -182,8 +182,8 @@ def _stage_command(name: str) -> click.Command:
             executor=executor,
             **run_options,
         )
+        require_output(summary)  # an error line instead of a summary of nothing
         click.echo(_summarise(summary), err=True)
-        require_output(summary)
 
     input_help = (
         "audio files, directories, globs or list files (repeat -i for several)"

@@ -38,3 +38,37 @@ def cut_for_file(path: str | Path, cut_id: str | None = None):
 @pytest.fixture
 def make_cut():
     return cut_for_file
+
+
+def synpara_command(*args: str) -> list[str]:
+    """argv for running the CLI in a subprocess, as a user would."""
+    import sys
+
+    return [sys.executable, "-m", "synpara", *args]
+
+
+def write_pipeline(
+    folder: Path,
+    inputs: list[str],
+    output: Path,
+    workers: int = 1,
+    stages: list | None = None,
+    seed: int = 7,
+) -> Path:
+    """A pipeline YAML in ``folder`` (default: ingest only) writing into ``output``."""
+    import yaml
+
+    path = folder / f"pipe-{output.name}.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "test",
+                "input": inputs,
+                "output": str(output),
+                "seed": seed,
+                "executor": {"type": "local", "workers": workers},
+                "stages": stages or [{"ingest": {}}],
+            }
+        )
+    )
+    return path

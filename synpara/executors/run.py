@@ -17,6 +17,7 @@ import itertools
 import json
 import logging
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 Runner = Callable[[Job, Iterator[tuple[int, Record]], Callable[[int, str], None]], None]
 #: Reasons listed per kind in the summary line.
 TOP_REASONS = 3
+_FIGURES = re.compile(r"\s*\([^()]*\d[^()]*\)")
 
 
 @dataclass
@@ -105,8 +107,10 @@ def _reasons_text(reasons: dict[str, int]) -> str:
 
 
 def _reason_kind(reason: str, source: str, record_id: str) -> str:
-    """A reason without what names the record, so equal causes count together."""
+    """A reason without what names the record (its path, id, measured figures in parentheses),
+    so equal causes count together."""
     kind = reason.replace(source, "").replace(record_id, "").lstrip(":, ").strip()
+    kind = _FIGURES.sub("", kind).strip()
     return (kind or reason)[:80]
 
 
@@ -273,7 +277,7 @@ def run_stage(
         done_log.compact(done_ids)
         summary.seconds = round(time.monotonic() - started, 3)
         _write_success(output_dir, summary)
-    log.info("%s", summary.line())
+    log.debug("%s", summary.line())
     return summary
 
 
