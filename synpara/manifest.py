@@ -194,9 +194,12 @@ def validate_cut(cut: Cut, *, allow_unknown_labels: bool = False) -> str | None:
     if cut.duration <= 0:
         return f"duration: must be positive ({cut.duration} s)"
     recording = getattr(cut, "recording", None)
-    span_end = float(recording.duration) if recording is not None else cut.end
+    if recording is None:
+        span_end, span_name = cut.end, "the cut"
+    else:
+        span_end, span_name = float(recording.duration), f"recording {recording.id}"
     if cut.end > span_end + _SPAN_TOLERANCE:
-        return f"end: {cut.end:g} s is past the end of recording {recording.id} ({span_end:g} s)"
+        return f"end: {cut.end:g} s is past the end of {span_name} ({span_end:g} s)"
 
     def outside(name: str, start: float, end: float) -> str | None:
         if start < -_SPAN_TOLERANCE or end > span_end + _SPAN_TOLERANCE:

@@ -72,3 +72,20 @@ def write_pipeline(
         )
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_output(tmp_path_factory) -> Path:
+    """One run of ``synpara run pipelines/demo.yaml`` (the slowest thing the tests do), shared by
+    the end-to-end tests and the notebook."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("demo")
+    result = subprocess.run(
+        synpara_command("run", "pipelines/demo.yaml", "-o", str(out)),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out

@@ -77,3 +77,10 @@ def test_record_rng_depends_only_on_seed_and_id():
     assert np.array_equal(a, record_rng(3, "rec-1").random(4))
     assert not np.array_equal(a, record_rng(4, "rec-1").random(4))
     assert not np.array_equal(a, record_rng(3, "rec-2").random(4))
+
+
+def test_stages_declare_what_they_read():
+    kinds = {name: stage_class(name).input_kind for name in STAGES}
+    assert kinds["ingest"] == "audio"
+    assert set(kinds.values()) <= {"audio", "manifest"}
+    assert _DropShort.input_kind == "manifest"  # the default: the previous stage's manifest

@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 Runner = Callable[[Job, Iterator[tuple[int, Record]], Callable[[int, str], None]], None]
 #: Reasons listed per kind in the summary line.
 TOP_REASONS = 3
-_FIGURES = re.compile(r"\s*\([^()]*\d[^()]*\)")
+_FIGURES = re.compile(r"\d+(?:\.\d+)?")
 
 
 @dataclass
@@ -107,11 +107,10 @@ def _reasons_text(reasons: dict[str, int]) -> str:
 
 
 def _reason_kind(reason: str, source: str, record_id: str) -> str:
-    """A reason without what names the record (its path, id, measured figures in parentheses),
-    so equal causes count together."""
+    """A reason without what is particular to the record (its path, id and figures), so equal
+    causes count together: ``utterance #-# s: too short (# s < # s)``."""
     kind = reason.replace(source, "").replace(record_id, "").lstrip(":, ").strip()
-    kind = _FIGURES.sub("", kind).strip()
-    return (kind or reason)[:80]
+    return _FIGURES.sub("#", kind or reason)[:80]
 
 
 def runner(name: str) -> Runner:
