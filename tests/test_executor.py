@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import shutil
 import signal
 import subprocess
@@ -244,7 +245,8 @@ def test_a_missing_audio_file_restored_is_retried(tmp_path, eight_cuts):
     assert (rerun.processed, rerun.resumed, rerun.cuts, rerun.failed) == (1, 7, 8, 0)
 
 
-def test_rejects_keep_one_line_and_are_counted_by_reason(tmp_path, eight_cuts):
+def test_rejects_keep_one_line_and_are_counted_by_reason(tmp_path, eight_cuts, caplog):
+    caplog.set_level(logging.DEBUG, logger="synpara")  # what -v shows
     out = tmp_path / "loudness"
     audio = eight_cuts.parent.parent / "audio"
     (audio / "rec1.wav").write_bytes(b"RIFF not really a wave file")
@@ -258,6 +260,10 @@ def test_rejects_keep_one_line_and_are_counted_by_reason(tmp_path, eight_cuts):
     assert len(rejects["rec1"]) < 300
     assert summary.reject_reasons["too quiet"] == 2
     assert "2x too quiet" in summary.line()
+    # the whole library message is for -v, not for the manifest or the journal
+    assert "library detail that must not reach the manifest" in caplog.text
+    journal = gzip.open(out / PARTS_DIR / "done.jsonl.gz", "rt").read()
+    assert "library detail" not in journal
 
 
 def test_bad_manifest_records_are_rejected_naming_the_field(tmp_path, eight_cuts):
@@ -361,3 +367,16 @@ def test_finalise_runs_once_after_all_records_and_again_when_cut_short(tmp_path,
     assert (out / "finalise_calls").read_text() == "xx"
     assert run_stage(_Listing(), eight_cuts, out, workers=1, progress=False).skipped
     assert (out / "finalise_calls").read_text() == "xx"  # a finished finalise is not redone
+
+
+def test_a_finished_stage_without_an_input_key_is_refused_not_served(tmp_path, shared_data):
+    inputs = [str(shared_data / "speech/jfk/jfk.wav")]
+    out = tmp_path / "out"
+    run_stage(Ingest(), inputs, out, workers=1, progress=False)
+    stage_file = out / "stage.json"
+    info = json.loads(stage_file.read_text())
+    del info["input_key"]  # as an older synpara wrote it: what it read is unknown
+    stage_file.write_text(json.dumps(info))
+    with pytest.raises(SynparaError, match="did not record what it read; pass --overwrite"):
+        run_stage(Ingest(), inputs, out, workers=1, progress=False)
+    assert run_stage(Ingest(), inputs, out, workers=1, progress=False, overwrite=True).cuts == 1

@@ -239,6 +239,12 @@ def prepare_directory(output_dir: Path, stage_info: dict[str, Any], overwrite: b
         if same and not overwrite and marker is not None:
             if previous.get("input_key") == stage_info["input_key"] and not marker.get("failed"):
                 return True
+            if "input_key" not in previous:
+                raise SynparaError(
+                    "was finished by an older synpara that did not record what it read; "
+                    "pass --overwrite to redo it",
+                    output_dir,
+                )
             if not (output_dir / PARTS_DIR / ARCHIVE_FILE).exists():
                 raise SynparaError(
                     f"finished on another input than {stage_info['input']} and keeps no journal "

@@ -235,6 +235,9 @@ def run_stage(
                 log.debug("%s", entry.get("traceback", ""))
                 failures[entry["failed"]] += 1
                 return
+            if "detail" in entry:  # one line in the rejects manifest, the whole text under -v
+                log.debug("%s: %s rejected:\n%s", stage.name, entry["id"], entry.pop("detail"))
+                line = dumps(entry)
             done_log.append(index, entry["id"], entry.get("fingerprint", ""), line)
             summary.processed += 1
 

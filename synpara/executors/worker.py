@@ -15,7 +15,6 @@ per record; they import this module and nothing else of the package's executors.
 from __future__ import annotations
 
 import inspect
-import logging
 import os
 import traceback
 from dataclasses import dataclass
@@ -25,8 +24,6 @@ from typing import Any
 from synpara.errors import SynparaError
 from synpara.manifest import dumps
 from synpara.stage import Record, RecordContext, Reject, Stage
-
-log = logging.getLogger(__name__)
 
 
 def available_cores() -> int:
@@ -91,8 +88,9 @@ def first_line(text: str) -> str:
 def process_record(job: Job, record: Record) -> dict[str, Any]:
     """Run the stage on one record; never raises for a per-record problem.
 
-    Returns ``{"id", "source", "cuts": [...], "rejects": [{"id", "reason"}]}`` for a done or
-    rejected record, or ``{"id", "source", "failed": reason, "traceback": text}`` for a failure.
+    Returns ``{"id", "source", "fingerprint", "cuts": [...], "rejects": [{"id", "reason"}]}`` for
+    a done or rejected record (plus ``"detail"``: a multi-line reason in full, not journalled), or
+    ``{"id", "source", "fingerprint", "failed": reason, "traceback": text}`` for a failure.
     """
     from synpara.manifest import add_provenance
 
@@ -108,9 +106,10 @@ def process_record(job: Job, record: Record) -> dict[str, Any]:
     try:
         result = stage.process(record.payload, context)
     except SynparaError as error:
-        if "\n" in str(error):  # a wrapped library message: one line in the manifest, all here
-            log.debug("%s: %s rejected:\n%s", stage.name, record.id, error)
-        return rejected(str(error))
+        line = rejected(str(error))
+        if "\n" in str(error):  # a wrapped library message: the driver logs it whole under -v
+            line["detail"] = str(error)
+        return line
     except Exception as error:  # not bad input: a bug, a missing file, a library failure
         reason = first_line(f"{type(error).__name__}: {error}")
         return {**base, "failed": reason, "traceback": traceback.format_exc()}
