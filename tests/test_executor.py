@@ -234,12 +234,14 @@ def test_a_bug_fails_the_stage_and_a_rerun_retries_only_that_record(tmp_path, ei
     assert tolerant.failed == 1
 
 
-def test_a_missing_audio_file_restored_is_retried(tmp_path, eight_cuts):
+def test_a_missing_audio_file_restored_is_retried(tmp_path, eight_cuts, caplog):
+    caplog.set_level(logging.DEBUG, logger="synpara")  # what -v shows
     out = tmp_path / "loudness"
     audio = eight_cuts.parent.parent / "audio"
     (audio / "rec5.wav").rename(tmp_path / "away.wav")
     with pytest.raises(SynparaError, match="FileNotFoundError: .*rec5.wav: audio file not found"):
         run_stage(_Loudness(), eight_cuts, out, workers=2, progress=False)
+    assert "Traceback (most recent call last)" in caplog.text  # from the worker process
     (tmp_path / "away.wav").rename(audio / "rec5.wav")
     rerun = run_stage(_Loudness(), eight_cuts, out, workers=2, progress=False)
     assert (rerun.processed, rerun.resumed, rerun.cuts, rerun.failed) == (1, 7, 8, 0)

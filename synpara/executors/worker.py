@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from synpara.errors import SynparaError
-from synpara.manifest import dumps
+from synpara.manifest import add_provenance, dumps
 from synpara.stage import Record, RecordContext, Reject, Stage
 
 
@@ -92,8 +92,6 @@ def process_record(job: Job, record: Record) -> dict[str, Any]:
     a done or rejected record (plus ``"detail"``: a multi-line reason in full, not journalled), or
     ``{"id", "source", "fingerprint", "failed": reason, "traceback": text}`` for a failure.
     """
-    from synpara.manifest import add_provenance
-
     stage = job.stage
     base = {"id": record.id, "source": record.source, "fingerprint": record.fingerprint}
 
