@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from synpara.executors.base import default_workers, run_stage
+from synpara.executors.run import run_stage
+from synpara.executors.worker import available_cores as default_workers
 from synpara.manifest import iter_cuts
 from synpara.stages.ingest import Ingest
 

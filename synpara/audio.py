@@ -224,12 +224,23 @@ def write_flac_atomic(
 
 
 def load_cut_audio(cut: Cut, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """The cut's samples as float32 mono at ``sample_rate`` (what every model stage works on)."""
+    """The cut's samples as float32 mono at ``sample_rate`` (what every model stage works on).
+
+    A missing file raises ``FileNotFoundError``: not bad input but a missing resource, so the
+    executor does not mark the record done and a rerun retries it once the file is back.
+    Undecodable audio is a :class:`SynparaError` (a reject) with lhotse's message's first line.
+    """
+    recording = getattr(cut, "recording", None)
+    for source in getattr(recording, "sources", None) or []:
+        if source.type == "file" and not Path(source.source).is_file():
+            raise FileNotFoundError(f"{source.source}: audio file not found (cut {cut.id})")
     try:
         samples = cut.load_audio()
     except Exception as error:  # lhotse wraps decoder errors in many types
+        first = next((line for line in str(error).splitlines() if line.strip()), "")
         raise SynparaError(
-            f"cannot load audio of cut {cut.id} ({error})", _cut_path(cut)
+            f"cannot load audio of cut {cut.id} ({type(error).__name__}: {first.strip()})",
+            _cut_path(cut),
         ) from error
     mono = to_mono(np.asarray(samples, dtype=np.float32))
     return resample(mono, int(cut.sampling_rate), sample_rate)

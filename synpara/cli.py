@@ -42,13 +42,41 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _summarise(summary: Any) -> str:
-    if summary.skipped:
-        return f"{summary.stage}: already complete in {summary.output_dir} (skipped)"
-    resumed = f", {summary.resumed} resumed" if summary.resumed else ""
-    return (
-        f"{summary.stage}: {summary.cuts} cuts, {summary.rejected} rejected{resumed} "
-        f"-> {summary.manifest} ({summary.seconds:.1f} s)"
-    )
+    return str(summary.line())
+
+
+def _run_options(reads_audio: bool | None = None) -> list[click.Option]:
+    """Options of how a stage runs (not what it computes), shared by stage commands and ``run``."""
+    options = [
+        click.Option(
+            ["--max-failures"],
+            default=None,
+            help="records allowed to fail (not bad input: a bug, a missing file) before the stage "
+            "ends in an error: a count, or a fraction of the input below 1 [default: 0]",
+        ),
+        click.Option(
+            ["--oversubscribe"],
+            is_flag=True,
+            help="allow more workers than cores (the default caps them at the cores)",
+        ),
+    ]
+    if reads_audio is not False:
+        options.append(
+            click.Option(
+                ["--checksum-inputs"],
+                is_flag=True,
+                help="key audio inputs by content (sha256), not only by size and mtime",
+            )
+        )
+    if reads_audio is not True:
+        options.append(
+            click.Option(
+                ["--allow-unknown-labels"],
+                is_flag=True,
+                help="accept event labels outside the ontology in the input manifest",
+            )
+        )
+    return options
 
 
 # --------------------------------------------------------------------------- stage commands
@@ -92,7 +120,7 @@ def _click_option(config_field: dataclasses.Field, annotation: Any) -> click.Opt
 
 
 def _executor_option(default: str | None = "local") -> click.Option:
-    from synpara.executors.base import EXECUTORS
+    from synpara.executors import EXECUTORS
 
     return click.Option(
         ["--executor"],
@@ -110,10 +138,10 @@ def _stage_command(name: str) -> click.Command:
     config_cls = stage_cls.Config
     hints = typing.get_type_hints(config_cls)
     fields = dataclasses.fields(config_cls)
-    reads_audio = name == "ingest"
+    reads_audio = stage_cls.input_kind == "audio"
 
     def callback(**kwargs: Any) -> None:
-        from synpara.executors import run_stage
+        from synpara.executors.run import require_output, run_stage
 
         inputs, output = kwargs.pop("inputs"), kwargs.pop("output")
         workers, seed, overwrite = (
@@ -122,6 +150,12 @@ def _stage_command(name: str) -> click.Command:
             kwargs.pop("overwrite"),
         )
         executor = kwargs.pop("executor")
+        run_options = {
+            "max_failures": kwargs.pop("max_failures"),
+            "oversubscribe": kwargs.pop("oversubscribe"),
+            "checksum_inputs": kwargs.pop("checksum_inputs", False),
+            "allow_unknown_labels": kwargs.pop("allow_unknown_labels", False),
+        }
         params = {}
         for key, value in kwargs.items():
             if value is None or value == ():
@@ -146,7 +180,9 @@ def _stage_command(name: str) -> click.Command:
             seed=seed,
             overwrite=overwrite,
             executor=executor,
+            **run_options,
         )
+        require_output(summary)  # an error line instead of a summary of nothing
         click.echo(_summarise(summary), err=True)
 
     input_help = (
@@ -173,10 +209,17 @@ def _stage_command(name: str) -> click.Command:
             help="output directory (gets cuts.jsonl.gz and rejects.jsonl.gz)",
         ),
         click.Option(
-            ["--workers"], type=int, default=None, help="worker processes [default: one per core]"
+            ["--workers"],
+            type=int,
+            default=None,
+            help="worker processes, at most one per core [default: one per core]",
         ),
         click.Option(
-            ["--seed"], type=int, default=0, show_default=True, help="seed for every random choice"
+            ["--seed"],
+            type=int,
+            default=0,
+            show_default=True,
+            help="seed for every random choice (>= 0)",
         ),
         click.Option(
             ["--overwrite"],
@@ -184,6 +227,7 @@ def _stage_command(name: str) -> click.Command:
             help="replace output of a different config in the output directory",
         ),
         _executor_option(),
+        *_run_options(reads_audio),
     ]
     params += [_click_option(f, hints[f.name]) for f in fields]
     doc = (stage_cls.__doc__ or "").strip().split("\n\n")[0]
@@ -235,7 +279,6 @@ def cli(verbose: bool) -> None:
 )
 @click.option("--workers", type=int, help="override the executor's worker count")
 @click.option("--overwrite", is_flag=True, help="replace output of a different config")
-@click.option("--executor", type=click.Choice(["local", "ray"]), help="override the executor type")
 def run(
     pipeline_file: str,
     from_stage: str | None,
@@ -244,6 +287,10 @@ def run(
     workers: int | None,
     overwrite: bool,
     executor: str | None,
+    max_failures: str | None,
+    oversubscribe: bool,
+    checksum_inputs: bool,
+    allow_unknown_labels: bool,
 ) -> None:
     """Run a pipeline YAML: each stage writes OUTPUT/<NN>-<stage>/cuts.jsonl.gz.
 
@@ -251,6 +298,7 @@ def run(
     Example:
       synpara run pipelines/demo.yaml --to transcribe -o output/try1
     """
+    from synpara.executors.run import parse_max_failures
     from synpara.pipeline import load_pipeline, run_pipeline
 
     pipeline = load_pipeline(pipeline_file)
@@ -262,8 +310,15 @@ def run(
         workers=workers,
         overwrite=overwrite,
         executor=executor,
+        max_failures=None if max_failures is None else parse_max_failures(max_failures),
+        oversubscribe=oversubscribe,
+        checksum_inputs=checksum_inputs,
+        allow_unknown_labels=allow_unknown_labels,
     ):
         click.echo(_summarise(summary), err=True)
+
+
+run.params += [_executor_option(default=None), *_run_options()]
 
 
 class _EvalGroup(click.Group):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -162,6 +163,83 @@ def cut_to_json(cut: Cut) -> str:
 def write_cuts(path: str | Path, cuts: Iterable[Cut]) -> int:
     """Write cuts to a manifest atomically; returns how many were written."""
     return write_json_lines_atomic(path, (cut_to_json(cut) for cut in cuts))
+
+
+# --------------------------------------------------------------------------- validation
+
+#: Slack for "inside the recording" checks: times are stored to 0.1 us, durations from samples.
+_SPAN_TOLERANCE = 1e-3
+
+
+def validate_cut(cut: Cut, *, allow_unknown_labels: bool = False) -> str | None:
+    """The first way ``cut`` breaks the conventions above, as a one-line reason naming the field,
+    or None. Checked once per record as a stage reads it, so no stage meets NaN times, items
+    outside the recording, negative durations or labels outside the ontology.
+    """
+    from synpara.ontology import LABELS
+
+    def not_finite(name: str, value: Any) -> str | None:
+        try:
+            if math.isfinite(float(value)):
+                return None
+        except (TypeError, ValueError):
+            pass
+        return f"{name}: not a finite number ({value!r})"
+
+    problem = not_finite("start", cut.start) or not_finite("duration", cut.duration)
+    if problem:
+        return problem
+    if cut.start < 0:
+        return f"start: negative ({cut.start} s)"
+    if cut.duration <= 0:
+        return f"duration: must be positive ({cut.duration} s)"
+    recording = getattr(cut, "recording", None)
+    if recording is None:
+        span_end, span_name = cut.end, "the cut"
+    else:
+        span_end, span_name = float(recording.duration), f"recording {recording.id}"
+    if cut.end > span_end + _SPAN_TOLERANCE:
+        return f"end: {cut.end:g} s is past the end of {span_name} ({span_end:g} s)"
+
+    def outside(name: str, start: float, end: float) -> str | None:
+        if start < -_SPAN_TOLERANCE or end > span_end + _SPAN_TOLERANCE:
+            return (
+                f"{name}: {start:g}-{end:g} s (recording time) is outside the recording "
+                f"(0-{span_end:g} s)"
+            )
+        return None
+
+    for index, sup in enumerate(cut.supervisions):
+        where = f"supervisions[{index}]"
+        problem = not_finite(f"{where}.start", sup.start) or not_finite(
+            f"{where}.duration", sup.duration
+        )
+        if problem:
+            return problem
+        if sup.duration <= 0:
+            return f"{where}.duration: must be positive ({sup.duration} s)"
+        problem = outside(where, cut.start + sup.start, cut.start + sup.end)
+        if problem:
+            return problem
+        for kind, alignment in (sup.alignment or {}).items():
+            for position, item in enumerate(alignment):
+                name = f"{where}.alignment.{kind}[{position}] ({item.symbol!r})"
+                problem = not_finite(f"{name}.start", item.start) or not_finite(
+                    f"{name}.duration", item.duration
+                )
+                if problem:
+                    return problem
+                if item.duration < 0:
+                    return f"{name}.duration: negative ({item.duration} s), ends before it starts"
+                problem = outside(name, item.start, item.end)
+                if problem:
+                    return problem
+                if kind == EVENT and not allow_unknown_labels and item.symbol not in LABELS:
+                    return (
+                        f"{name}.symbol: not a label of the ontology "
+                        "(--allow-unknown-labels keeps it)"
+                    )
+    return None
 
 
 # --------------------------------------------------------------------------- alignment helpers

@@ -6,7 +6,8 @@ Format (``pipelines/demo.yaml``)::
     input: [assets/sample/sample.wav]   # audio for the first stage (ingest); paths from the CWD
     output: output/demo                 # stage k writes OUTPUT/<kk>-<stage>/cuts.jsonl.gz
     seed: 0
-    executor: {type: local, workers: 2} # or type: ray; workers: null = one per core
+    executor: {type: local, workers: 2} # or type: ray; workers: null = one per core;
+                                        # max_failures: N or a fraction (default 0)
     stages:
       - ingest: {}
       - diarize: {num_speakers: 2}
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from synpara.errors import SynparaError
-from synpara.executors.base import EXECUTORS
+from synpara.executors import EXECUTORS
 from synpara.manifest import MANIFEST_NAME
 from synpara.stage import Stage
 from synpara.stages import stage_class
@@ -32,7 +33,7 @@ from synpara.stages import stage_class
 log = logging.getLogger(__name__)
 
 _TOP_LEVEL_KEYS = {"name", "input", "output", "seed", "executor", "stages"}
-_EXECUTOR_KEYS = {"type", "workers"}
+_EXECUTOR_KEYS = {"type", "workers", "max_failures"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Pipeline:
     steps: list[Step]
     executor: str = "local"
     workers: int | None = None
+    max_failures: float = 0
     source: str = field(default="<memory>")
 
     def step_dir(self, step: Step) -> Path:
@@ -127,11 +129,17 @@ def pipeline_from_dict(data: dict[str, Any], source: str = "<memory>") -> Pipeli
     inputs = data.get("input") or []
     inputs = [inputs] if isinstance(inputs, str) else list(inputs)
     seed = data.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise SynparaError(f"'seed' must be an integer, got {seed!r}", source)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise SynparaError(f"'seed' must be an integer >= 0, got {seed!r}", source)
     workers = executor.get("workers")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise SynparaError(f"executor workers must be a positive integer, got {workers!r}", source)
+    from synpara.executors.run import parse_max_failures
+
+    try:
+        max_failures = parse_max_failures(executor.get("max_failures"))
+    except SynparaError as error:
+        raise SynparaError(f"executor {error}", source) from None
     return Pipeline(
         name=str(data.get("name") or Path(source).stem),
         input=[str(i) for i in inputs],
@@ -140,6 +148,7 @@ def pipeline_from_dict(data: dict[str, Any], source: str = "<memory>") -> Pipeli
         steps=steps,
         executor=executor_type,
         workers=workers,
+        max_failures=max_failures,
         source=source,
     )
 
@@ -164,9 +173,18 @@ def run_pipeline(
     overwrite: bool = False,
     progress: bool = True,
     executor: str | None = None,
+    max_failures: float | None = None,
+    oversubscribe: bool = False,
+    checksum_inputs: bool = False,
+    allow_unknown_labels: bool = False,
 ) -> list[Any]:
-    """Run the pipeline's stages in order (or a slice); returns one RunSummary per stage run."""
-    from synpara.executors.base import SUCCESS_FILE, run_stage
+    """Run the pipeline's stages in order (or a slice); returns one RunSummary per stage run.
+
+    A stage that turns records into no cuts at all stops the run (a :class:`SynparaError`): the
+    later stages would run on nothing.
+    """
+    from synpara.executors.journal import SUCCESS_FILE
+    from synpara.executors.run import require_output, run_stage
 
     if output is not None:
         pipeline = Pipeline(**{**pipeline.__dict__, "output": Path(output)})
@@ -193,17 +211,21 @@ def run_pipeline(
             stage_input = str(previous / MANIFEST_NAME)
         upstream = json.dumps(sorted(pipeline.input)) if position == 0 else hashes[position - 1]
         log.info("stage %s -> %s", step.directory_name, pipeline.step_dir(step))
-        summaries.append(
-            run_stage(
-                step.stage,
-                stage_input,
-                pipeline.step_dir(step),
-                workers=workers or pipeline.workers,
-                seed=pipeline.seed,
-                overwrite=overwrite,
-                upstream=upstream,
-                progress=progress,
-                executor=executor or pipeline.executor,
-            )
+        summary = run_stage(
+            step.stage,
+            stage_input,
+            pipeline.step_dir(step),
+            workers=workers or pipeline.workers,
+            seed=pipeline.seed,
+            overwrite=overwrite,
+            upstream=upstream,
+            progress=progress,
+            executor=executor or pipeline.executor,
+            max_failures=pipeline.max_failures if max_failures is None else max_failures,
+            oversubscribe=oversubscribe,
+            checksum_inputs=checksum_inputs,
+            allow_unknown_labels=allow_unknown_labels,
         )
+        summaries.append(summary)
+        require_output(summary, where=f"stage {step.directory_name}")
     return summaries

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, Union
 
 from synpara.errors import SynparaError
 
@@ -77,11 +77,14 @@ class Reject:
 @dataclass(frozen=True)
 class Record:
     """One unit of work for the executor: an id that is unique in the input, where it came from,
-    and the payload handed to ``process`` (a cut, or for ingest an audio path)."""
+    the payload handed to ``process`` (a cut, or for ingest an audio path) and its fingerprint."""
 
     id: str
     source: str
     payload: Any
+    #: A digest of what the record is made of (the manifest line, or the audio file's path and
+    #: sha256): a journalled record whose fingerprint changed is processed again.
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,17 @@ def record_rng(seed: int, record_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, id_key])
 
 
+@dataclass(frozen=True)
+class FinaliseContext:
+    """What :meth:`Stage.finalise` gets: the finished stage's directory, manifest and seed."""
+
+    output_dir: Path
+    manifest: Path  # the stage's cuts.jsonl.gz, complete, in input order
+    rejects: Path  # rejects.jsonl.gz beside it
+    seed: int
+
+
+InputKind = Literal["manifest", "audio"]
 ProcessResult = Union["Cut", list[Union["Cut", Reject]], Reject]
 ConfigT = TypeVar("ConfigT", bound=StageConfig)
 
@@ -120,6 +134,9 @@ class Stage(ABC, Generic[ConfigT]):
     name: ClassVar[str]
     version: ClassVar[str]
     Config: ClassVar[type[StageConfig]]  # the class of ``config`` (ClassVars cannot be generic)
+    #: What the stage reads: ``"manifest"`` (one cuts.jsonl.gz, the previous stage's output) or
+    #: ``"audio"`` (files, folders, globs, list files). The CLI and the executor go by this.
+    input_kind: ClassVar[InputKind] = "manifest"
     config: ConfigT
 
     def __init__(self, config: ConfigT | None = None) -> None:
@@ -147,6 +164,17 @@ class Stage(ABC, Generic[ConfigT]):
         """Turn one record into a new cut, a list of cuts (and per-part :class:`Reject`), or a
         :class:`Reject` of the whole record."""
 
+    def finalise(self, context: FinaliseContext) -> None:
+        """Corpus-wide work, once, after every record is done (NeMo-SDP's ``finalize``).
+
+        Runs in the driver process (``setup()`` has not run there) after the stage's manifest and
+        rejects are written, and before ``_SUCCESS``: export lists, dataset metadata, filters that
+        need the whole corpus. It may write files into ``context.output_dir`` and may replace
+        ``context.manifest`` atomically (:func:`synpara.manifest.write_cuts`) to drop or edit cuts.
+        A finished finalise is not run again; one that was killed or raised runs again on the
+        next run (the records themselves are not redone), so it must be safe to repeat.
+        """
+
     @property
     def model_id(self) -> str | None:
         """What model produced the output (for provenance); ``None`` for model-free stages."""
@@ -154,13 +182,19 @@ class Stage(ABC, Generic[ConfigT]):
 
     # ---- input -----------------------------------------------------------------------------
 
-    def iter_records(self, input_path: str | Path) -> Iterator[Record]:
+    def iter_records(self, input_path: Any) -> Iterator[Record]:
         """Stream the records to process. The default reads a manifest; ingest reads audio paths."""
         from synpara.manifest import cut_from_dict, iter_json_lines
 
         for line_number, data in iter_json_lines(input_path):
             cut = cut_from_dict(data, input_path, line_number)
-            yield Record(id=cut.id, source=_cut_source(cut), payload=cut)
+            text = json.dumps(data, sort_keys=True, ensure_ascii=False)
+            fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+            yield Record(id=cut.id, source=_cut_source(cut), payload=cut, fingerprint=fingerprint)
+
+    def input_files(self, input_path: Any) -> list[Path]:
+        """The files the stage reads, for the completion key: the manifest, or the audio files."""
+        return [Path(input_path)]
 
     def config_hash(self, seed: int, upstream: str = "") -> str:
         """A short hash of everything that decides this stage's output (not of the worker count)."""

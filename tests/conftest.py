@@ -38,3 +38,54 @@ def cut_for_file(path: str | Path, cut_id: str | None = None):
 @pytest.fixture
 def make_cut():
     return cut_for_file
+
+
+def synpara_command(*args: str) -> list[str]:
+    """argv for running the CLI in a subprocess, as a user would."""
+    import sys
+
+    return [sys.executable, "-m", "synpara", *args]
+
+
+def write_pipeline(
+    folder: Path,
+    inputs: list[str],
+    output: Path,
+    workers: int = 1,
+    stages: list | None = None,
+    seed: int = 7,
+) -> Path:
+    """A pipeline YAML in ``folder`` (default: ingest only) writing into ``output``."""
+    import yaml
+
+    path = folder / f"pipe-{output.name}.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "test",
+                "input": inputs,
+                "output": str(output),
+                "seed": seed,
+                "executor": {"type": "local", "workers": workers},
+                "stages": stages or [{"ingest": {}}],
+            }
+        )
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_output(tmp_path_factory) -> Path:
+    """One run of ``synpara run pipelines/demo.yaml`` (the slowest thing the tests do), shared by
+    the end-to-end tests and the notebook."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("demo")
+    result = subprocess.run(
+        synpara_command("run", "pipelines/demo.yaml", "-o", str(out)),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out

@@ -1,10 +1,9 @@
-"""End to end: `synpara run pipelines/demo.yaml` on the bundled sample, read back by lhotse and by
-Hugging Face `datasets`, every timestamp inside the audio."""
+"""End to end: `synpara run pipelines/demo.yaml` on the bundled sample (the session's one demo run,
+``demo_output`` in conftest), read back by lhotse and by Hugging Face `datasets`, every timestamp
+inside the audio."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,6 @@ import yaml
 from synpara.manifest import items
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def demo_output(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    result = subprocess.run(
-        [sys.executable, "-m", "synpara", "run", "pipelines/demo.yaml", "-o", str(out)],
-        cwd=REPO, capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
 
 
 def _stage_dirs(out: Path) -> list[Path]:

@@ -16,6 +16,7 @@ from synpara.manifest import (
     items,
     iter_cuts,
     to_cut_time,
+    validate_cut,
     write_cuts,
 )
 from synpara.ontology import LABELS, canonical_label, is_event_tag
@@ -166,3 +167,61 @@ def test_ontology_covers_required_labels_and_rejects_unknown():
     assert required <= set(LABELS)
     with pytest.raises(SynparaError, match="unknown event label"):
         canonical_label("[applause]")
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _with_item(cut, kind, symbol, start, duration):
+    """``cut`` with its first supervision's ``kind`` items replaced by one raw item."""
+    from lhotse.supervision import AlignmentItem
+
+    (sup,) = cut.supervisions
+    bad = AlignmentItem(symbol=symbol, start=start, duration=duration, score=None)
+    return cut.copy(supervisions=[sup.with_alignment(kind, [bad])])
+
+
+def test_a_valid_cut_passes(aligned_cut):
+    assert validate_cut(aligned_cut) is None
+    # a zero-length word is what Whisper gives for a clipped word: start == end is allowed
+    assert validate_cut(_with_item(aligned_cut, "word", "I", 4.0, 0.0)) is None
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda c: _with_item(c, "word", "far", 50.0, 0.5), "alignment.word[0] ('far')"),
+        (lambda c: _with_item(c, "word", "nan", float("nan"), 0.5), "word[0] ('nan').start"),
+        (lambda c: _with_item(c, "word", "neg", 4.0, -0.25), "word[0] ('neg').duration"),
+        (lambda c: _with_item(c, "event", "not_a_label", 5.0, 0.5), "event[0] ('not_a_label')"),
+        (lambda c: _with_item(c, "event", "laughter", float("inf"), 0.5), "event[0] ('laughter')"),
+        (lambda c: c.copy(start=-1.0), "start: negative"),
+        (lambda c: c.copy(duration=0.0), "duration: must be positive"),
+        (lambda c: c.copy(duration=float("nan")), "duration: not a finite number"),
+        (lambda c: c.copy(start=25.0, duration=10.0), "end: 35 s is past the end"),
+        (
+            lambda c: c.copy(supervisions=[c.supervisions[0].with_offset(40.0)]),
+            "supervisions[0]: 43-47 s",
+        ),
+        (
+            lambda c: c.copy(supervisions=[_replace(c.supervisions[0], duration=-1.0)]),
+            "supervisions[0].duration: must be positive",
+        ),
+    ],
+)
+def test_each_bad_field_is_named_in_one_line(aligned_cut, change, field):
+    reason = validate_cut(change(aligned_cut))
+    assert reason is not None and field in reason, reason
+    assert "\n" not in reason
+
+
+def _replace(supervision, **changes):
+    from dataclasses import replace
+
+    return replace(supervision, **changes)
+
+
+def test_unknown_labels_pass_when_allowed(aligned_cut):
+    odd = _with_item(aligned_cut, "event", "not_a_label", 5.0, 0.5)
+    assert "not a label of the ontology" in validate_cut(odd)
+    assert validate_cut(odd, allow_unknown_labels=True) is None

@@ -5,11 +5,11 @@ from __future__ import annotations
 import gzip
 
 import pytest
+import ray  # an installed dependency: missing is a failure, not a skip
 
-from synpara.executors.base import run_stage
+from synpara.executors.ray import BATCH_RECORDS, batch_size
+from synpara.executors.run import run_stage
 from synpara.stages.ingest import Ingest
-
-ray = pytest.importorskip("ray", reason="the ray extra is part of .[dev]; CI installs it")
 
 
 @pytest.fixture(scope="module")
@@ -34,3 +34,9 @@ def test_ray_matches_local(tmp_path, shared_data, ray_cluster):
     assert _text(tmp_path / "ray") == _text(tmp_path / "local")
     again = run_stage(Ingest(), inputs, tmp_path / "ray", workers=2, executor="ray", progress=False)
     assert again.skipped
+
+
+def test_actors_get_batches_of_records():
+    assert batch_size(9, 2) == 5  # the test above: two actors, five records per call at most
+    assert batch_size(10_000, 4) == BATCH_RECORDS
+    assert batch_size(1, 4) == 1

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 
 from synpara.errors import SynparaError
-from synpara.stage import RecordContext, Reject, Stage, StageConfig
+from synpara.stage import RecordContext, Reject, Stage, StageConfig, record_rng
 from synpara.stages import STAGES, stage_class
 
 
@@ -69,3 +70,17 @@ def test_every_registered_stage_builds_with_defaults_and_pickles_before_setup(na
     assert clone.config == stage.config
     assert clone.config_hash(0) == stage.config_hash(0)
     assert stage.__doc__, f"{name} needs a docstring"
+
+
+def test_record_rng_depends_only_on_seed_and_id():
+    a = record_rng(3, "rec-1").random(4)
+    assert np.array_equal(a, record_rng(3, "rec-1").random(4))
+    assert not np.array_equal(a, record_rng(4, "rec-1").random(4))
+    assert not np.array_equal(a, record_rng(3, "rec-2").random(4))
+
+
+def test_stages_declare_what_they_read():
+    kinds = {name: stage_class(name).input_kind for name in STAGES}
+    assert kinds["ingest"] == "audio"
+    assert set(kinds.values()) <= {"audio", "manifest"}
+    assert _DropShort.input_kind == "manifest"  # the default: the previous stage's manifest

@@ -1,9 +1,19 @@
 """Executors: the only code that knows about parallelism, files and resumption.
 
-``run_stage`` (in ``base``) owns the output directory; a runner computes records: ``local``
-(worker processes on this machine, the default) or ``ray`` (Ray Data actors on a Ray cluster).
+``run.run_stage`` drives a stage over its input; ``journal`` owns the output directory (journal,
+lock, completeness); ``worker`` says what one record's outcome is; a runner computes records:
+``local`` (worker processes on this machine, the default) or ``ray`` (Ray Data actors).
+
+Adding an executor = one module with a ``run_records(job, records, on_done)`` function and one line
+in :data:`RUNNERS`; the CLI and the pipeline YAML pick it up from this table. Nothing here imports
+another executor module, so the package has no import loop.
 """
 
-from synpara.executors.base import EXECUTORS, RunSummary, run_stage
+#: executor name -> ``module:function`` of its runner, imported only when used.
+RUNNERS: dict[str, str] = {
+    "local": "synpara.executors.local:run_records",
+    "ray": "synpara.executors.ray:run_records",
+}
+EXECUTORS = tuple(RUNNERS)
 
-__all__ = ["EXECUTORS", "RunSummary", "run_stage"]
+__all__ = ["EXECUTORS", "RUNNERS"]

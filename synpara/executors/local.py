@@ -1,44 +1,27 @@
 """The local runner: worker processes on this machine, each with its stage set up once.
 
 ``workers == 1`` runs in the calling process (no pickling; easy to debug; it sets that process's
-math-library threads to the cores, as a worker's would be). Otherwise a spawn-context
+math-library threads as a worker's would be). Otherwise a spawn-context
 process pool gets a bounded window of records, so the input is streamed, never queued whole.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from synpara.errors import SynparaError
-from synpara.executors.base import (
-    Job,
-    record_line,
-)
+from synpara.executors.worker import Job, record_line, setup_stage
 from synpara.stage import Record
 
 # One job (with its set-up stage) per worker process, set by the pool initializer.
 _WORKER: dict[str, Any] = {}
 
 
-def limit_threads(threads: int) -> None:
-    """Set the math-library threads of this process (see :attr:`Job.threads`)."""
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[variable] = str(threads)
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
-
-
 def _init_worker(job: Job) -> None:
-    limit_threads(job.threads)
-    job.stage.setup()
+    setup_stage(job)
     _WORKER["job"] = job
 
 
@@ -52,8 +35,7 @@ def run_records(
 ) -> None:
     """Process ``records`` with ``job.workers`` processes; ``on_done`` runs in this process."""
     if job.workers == 1:
-        limit_threads(job.threads)
-        job.stage.setup()
+        setup_stage(job)
         for index, record in records:
             on_done(index, record_line(job, record))
         return

@@ -4,33 +4,34 @@
 the done log, resumption and final manifest as with the local runner, so output is identical;
 workers write audio (ingest/insert) under the stage's output directory, which must therefore be on
 storage every node sees. Records go to Ray in chunks so the driver never holds the whole input;
-each chunk starts its own actor pool (one model load per actor per chunk).
+each chunk starts its own actor pool (one model load per actor per chunk). Each actor call gets a
+batch of records (``map_batches``), so a stage that batches on a GPU can later take them at once.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import pickle
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from synpara.executors.base import Job, default_workers, record_line
+from synpara.executors.worker import Job, available_cores, record_line, setup_stage
 from synpara.stage import Record
 
 #: Records per Ray dataset. Large enough that actor start-up (model loading) is amortised.
 CHUNK_RECORDS = 10_000
+#: Most records per actor call; fewer when a chunk would otherwise leave actors idle.
+BATCH_RECORDS = 16
 
 
 class _StageActor:
     """A Ray Data callable class: holds one set-up stage for its lifetime."""
 
     def __init__(self, job: Job) -> None:
-        from synpara.executors.local import limit_threads
-
         self.job = job
-        limit_threads(job.threads)  # as many threads as a local worker: the same numerics
-        job.stage.setup()
+        setup_stage(job)  # as many threads as a local worker: the same numerics
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         lines = [record_line(self.job, pickle.loads(blob)) for blob in batch["record"]]
@@ -46,7 +47,7 @@ def _ensure_ray() -> None:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:  # a local cluster on this machine's cores; actors take job.threads cores each
-        ray.init(num_cpus=default_workers(), include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=available_cores(), include_dashboard=False, log_to_driver=False)
 
 
 def run_records(
@@ -66,9 +67,14 @@ def run_records(
         dataset = ray.data.from_items(rows).map_batches(
             _StageActor,
             fn_constructor_args=(job,),
-            batch_size=1,
+            batch_size=batch_size(len(chunk), job.workers),
             concurrency=job.workers,
             num_cpus=job.threads,
         )
         for row in dataset.iter_rows():
             on_done(int(row["index"]), row["line"])
+
+
+def batch_size(records: int, workers: int) -> int:
+    """Records per actor call: up to ``BATCH_RECORDS``, but enough batches for every actor."""
+    return max(1, min(BATCH_RECORDS, math.ceil(records / workers)))

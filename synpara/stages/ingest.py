@@ -123,6 +123,10 @@ class Ingest(Stage[IngestConfig]):
     name = "ingest"
     version = "1"
     Config = IngestConfig
+    input_kind = "audio"
+
+    def input_files(self, input_path: Any) -> list[Path]:
+        return expand_inputs(input_path)
 
     def iter_records(self, input_path: Any) -> Iterator[Record]:
         paths = expand_inputs(input_path)
@@ -145,7 +149,9 @@ class Ingest(Stage[IngestConfig]):
                 yield Record(ids[path], str(path), Reject(reason))
                 continue
             first_with_hash[digest] = path
-            yield Record(ids[path], str(path), SourceFile(path=path, sha256=digest))
+            # the id and the path go into the cut too: a renamed file is a new record
+            fingerprint = f"{ids[path]}:{path}:{digest}"
+            yield Record(ids[path], str(path), SourceFile(path=path, sha256=digest), fingerprint)
 
     def process(self, source: SourceFile, context: RecordContext) -> Any:
         from lhotse import Recording

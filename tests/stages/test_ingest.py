@@ -13,7 +13,7 @@ import soundfile
 
 from synpara.audio import decode
 from synpara.errors import SynparaError
-from synpara.executors import run_stage
+from synpara.executors.run import run_stage
 from synpara.manifest import iter_cuts, iter_json_lines
 from synpara.stage import RecordContext
 from synpara.stages.ingest import Ingest, expand_inputs

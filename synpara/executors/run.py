@@ -1,0 +1,384 @@
+"""Run one stage over its input: resumable per record, on a local pool or a Ray cluster.
+
+The driver (this module) reads the input, skips records the journal (``journal.py``) already holds,
+hands the rest to a runner (``RUNNERS``) and journals each result as it comes back. Only the driver
+writes files, so journal lines never interleave; runners only compute. Output order and content do
+not depend on the worker count: records are put back in input order at the end, and each record's
+randomness comes from (seed, record id).
+
+A record that fails (not bad input: see ``worker.py``) is not journalled: the run ends with an
+error and no ``_SUCCESS`` unless ``max_failures`` allows it, and a rerun retries it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import logging
+import math
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synpara.errors import SynparaError
+from synpara.executors import RUNNERS
+from synpara.executors.journal import (
+    DONE_FILE,
+    PARTS_DIR,
+    SUCCESS_FILE,
+    DoneLog,
+    OutputLock,
+    input_key,
+    prepare_directory,
+    read_success,
+    sha256_of,
+)
+from synpara.executors.worker import Job, available_cores, first_line
+from synpara.manifest import (
+    MANIFEST_NAME,
+    REJECTS_NAME,
+    dumps,
+    validate_cut,
+    write_json_lines_atomic,
+)
+from synpara.stage import FinaliseContext, Record, Reject, Stage
+
+log = logging.getLogger(__name__)
+
+#: A runner computes the pending records and calls ``on_done(input_index, json_line)`` in the
+#: driver for each one as it finishes (in any order).
+Runner = Callable[[Job, Iterator[tuple[int, Record]], Callable[[int, str], None]], None]
+#: Reasons listed per kind in the summary line.
+TOP_REASONS = 3
+_FIGURES = re.compile(r"\d+(?:\.\d+)?")
+
+
+@dataclass
+class RunSummary:
+    """What one stage run did (also written into ``_SUCCESS``)."""
+
+    stage: str
+    output_dir: str
+    config_hash: str
+    inputs: int = 0  # records in the input
+    processed: int = 0  # records processed by this run (done or rejected)
+    resumed: int = 0  # records found done by an earlier run and kept
+    dropped: int = 0  # journalled records no longer in the input
+    rejected: int = 0  # reject lines in total (records, or parts of records; all runs)
+    failed: int = 0  # records that failed (not journalled: a rerun retries them)
+    cuts: int = 0  # cuts in the final manifest
+    seconds: float = 0.0
+    skipped: bool = False  # the whole stage was already complete
+    reject_reasons: dict[str, int] = field(default_factory=dict)  # the most frequent, counted
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def manifest(self) -> Path:
+        return Path(self.output_dir) / MANIFEST_NAME
+
+    @property
+    def rejects(self) -> Path:
+        return Path(self.output_dir) / REJECTS_NAME
+
+    def line(self) -> str:
+        """The one-line summary the CLI prints."""
+        if self.skipped:
+            return f"{self.stage}: already complete in {self.output_dir} (skipped)"
+        resumed = f", {self.resumed} resumed" if self.resumed else ""
+        dropped = f", {self.dropped} dropped (gone from the input)" if self.dropped else ""
+        failed = (
+            f", {self.failed} FAILED ({_reasons_text(self.failure_reasons)})" if self.failed else ""
+        )
+        rejected = f" ({_reasons_text(self.reject_reasons)})" if self.rejected else ""
+        return (
+            f"{self.stage}: {self.cuts} cuts from {self.inputs} records, "
+            f"{self.rejected} rejected{rejected}{failed}{resumed}{dropped} "
+            f"-> {self.manifest} ({self.seconds:.1f} s)"
+        )
+
+
+def _reasons_text(reasons: dict[str, int]) -> str:
+    return "; ".join(f"{count}x {reason}" for reason, count in reasons.items())
+
+
+def _reason_kind(reason: str, source: str, record_id: str) -> str:
+    """A reason without what is particular to the record (its path, id and figures), so equal
+    causes count together: ``utterance #-# s: too short (# s < # s)``."""
+    kind = reason.replace(source, "").replace(record_id, "").lstrip(":, ").strip()
+    return _FIGURES.sub("#", kind or reason)[:80]
+
+
+def runner(name: str) -> Runner:
+    """The ``run_records`` function of executor ``name`` (imported only when used)."""
+    try:
+        target = RUNNERS[name]
+    except KeyError:
+        raise SynparaError(f"unknown executor {name!r}; known: {', '.join(RUNNERS)}") from None
+    module_name, function_name = target.split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def parse_max_failures(value: str | float | int | None) -> float:
+    """``N`` (records) or a fraction below 1 (of the input's records); None means 0."""
+    if value is None:
+        return 0.0
+    try:
+        number = float(value)
+    except ValueError:
+        raise SynparaError(f"max failures must be a count or a fraction, got {value!r}") from None
+    if not number >= 0 or math.isinf(number):
+        raise SynparaError(f"max failures must be >= 0, got {value!r}")
+    return number
+
+
+def worker_counts(workers: int | None, oversubscribe: bool = False) -> tuple[int, int]:
+    """(worker processes, threads per worker) for a requested count on this machine's cores."""
+    cores = available_cores()
+    wanted = cores if workers is None else workers
+    if wanted < 1:
+        raise SynparaError(f"workers must be >= 1, got {workers}")
+    if wanted > cores and not oversubscribe:
+        log.warning("%d workers capped at %d cores (--oversubscribe runs more)", wanted, cores)
+        wanted = cores
+    return wanted, max(1, cores // wanted)
+
+
+def require_output(summary: RunSummary, where: str | None = None) -> None:
+    """Refuse to go on from a stage that turned non-empty input into no cuts at all."""
+    if summary.cuts == 0 and summary.inputs > 0:
+        reasons = _reasons_text(summary.reject_reasons) or "no reason recorded"
+        raise SynparaError(
+            f"{where or summary.stage}: no cuts from {summary.inputs} records ({reasons}); "
+            f"nothing left for later stages, reasons in {summary.rejects}"
+        )
+
+
+def run_stage(
+    stage: Stage,
+    input_path: Any,
+    output_dir: str | Path,
+    *,
+    workers: int | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    upstream: str | None = None,
+    progress: bool = True,
+    executor: str = "local",
+    max_failures: float = 0,
+    oversubscribe: bool = False,
+    checksum_inputs: bool = False,
+    allow_unknown_labels: bool = False,
+) -> RunSummary:
+    """Run ``stage`` over ``input_path`` (a manifest; for ingest, audio inputs) into ``output_dir``.
+
+    ``upstream`` identifies the input's config for the config hash (the previous stage's hash in a
+    pipeline; by default the input path itself); the input's *content* is checked separately (see
+    ``journal.py``). ``executor`` is a key of ``RUNNERS``; the output is the same on each.
+    ``max_failures``: records allowed to fail (``N``, or a fraction of the input below 1) before
+    the stage ends in an error without ``_SUCCESS``. ``workers`` is capped at the cores unless
+    ``oversubscribe``, and at the records to do. ``checksum_inputs``: audio inputs are keyed by
+    content, not only size and mtime.
+    """
+    from tqdm import tqdm
+
+    if not isinstance(seed, int) or seed < 0:
+        raise SynparaError(f"seed must be an integer >= 0, got {seed!r}")
+    max_failures = parse_max_failures(max_failures)
+    workers, threads = worker_counts(workers, oversubscribe)
+    run = runner(executor)
+    # Read the first record before touching the output directory: a missing or malformed input
+    # fails here, with nothing written.
+    records = _primed(stage.iter_records(input_path))
+    key = input_key(stage.input_files(input_path), stage.input_kind, checksum_inputs)
+    output_dir = Path(output_dir).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    upstream = upstream if upstream is not None else json.dumps(input_path, default=str)
+    config_hash = stage.config_hash(seed, upstream)
+    summary = RunSummary(stage=stage.name, output_dir=str(output_dir), config_hash=config_hash)
+    stage_info = {
+        "stage": stage.name,
+        "version": stage.version,
+        "config": stage.config.to_dict(),
+        "seed": seed,
+        "config_hash": config_hash,
+        "input": input_path,
+        "input_key": key,
+    }
+    started = time.monotonic()
+    with OutputLock(output_dir):
+        if prepare_directory(output_dir, stage_info, overwrite):
+            log.info("%s: already complete in %s, skipped", stage.name, output_dir)
+            return _skipped_summary(summary, output_dir)
+
+        done_log = DoneLog(output_dir / PARTS_DIR / DONE_FILE)
+        present: dict[str, int] = {}  # id -> input index, of every record in today's input
+        pending = _pending_records(
+            records, done_log, present, summary, stage.input_kind, allow_unknown_labels
+        )
+        # Start no more workers than there are records to do (and none when all are done).
+        head = list(itertools.islice(pending, workers))
+        if summary.resumed:
+            log.info("%s: %d records already done, kept", stage.name, summary.resumed)
+        bar = tqdm(desc=stage.name, unit="rec", disable=not progress, dynamic_ncols=True)
+        failures: Counter[str] = Counter()
+
+        def on_done(index: int, line: str) -> None:
+            entry = json.loads(line)
+            bar.update(1)
+            if "failed" in entry:
+                log.warning("%s: %s failed: %s", stage.name, entry["id"], entry["failed"])
+                log.debug("%s", entry.get("traceback", ""))
+                failures[entry["failed"]] += 1
+                return
+            if "detail" in entry:  # one line in the rejects manifest, the whole text under -v
+                log.debug("%s: %s rejected:\n%s", stage.name, entry["id"], entry.pop("detail"))
+                line = dumps(entry)
+            done_log.append(index, entry["id"], entry.get("fingerprint", ""), line)
+            summary.processed += 1
+
+        job = Job(
+            stage=stage,
+            seed=seed,
+            output_dir=output_dir,
+            config_hash=config_hash,
+            workers=max(1, len(head)),
+            threads=threads,
+        )
+        try:
+            if head:
+                run(job, itertools.chain(head, pending), on_done)
+            else:
+                for _ in pending:  # nothing to process; still read the input to the end
+                    pass
+        finally:
+            bar.close()
+            done_log.close()
+        summary.inputs = len(present)
+        summary.dropped = sum(1 for record_id in done_log.offsets if record_id not in present)
+        summary.failed = sum(failures.values())
+        summary.failure_reasons = dict(failures.most_common(TOP_REASONS))
+        allowed = max_failures if max_failures >= 1 else math.floor(max_failures * summary.inputs)
+        if summary.failed > allowed:
+            kept = len(done_log.offsets) - summary.dropped
+            raise SynparaError(
+                f"{stage.name}: {summary.failed} of {summary.inputs} records failed "
+                f"({_reasons_text(summary.failure_reasons)}); the {kept} done are kept: fix the "
+                "cause and run again to retry the rest (-v shows tracebacks; --max-failures "
+                "accepts some)",
+                output_dir,
+            )
+        ids = [record_id for record_id, _ in sorted(present.items(), key=lambda item: item[1])]
+        done_ids = [record_id for record_id in ids if record_id in done_log.offsets]
+        _write_outputs(stage, output_dir, done_log, done_ids, summary)
+        _run_finalise(stage, output_dir, seed, summary)
+        done_log.compact(done_ids)
+        summary.seconds = round(time.monotonic() - started, 3)
+        _write_success(output_dir, summary)
+    log.debug("%s", summary.line())
+    return summary
+
+
+def _skipped_summary(summary: RunSummary, output_dir: Path) -> RunSummary:
+    summary.skipped = True
+    marker = read_success(output_dir) or {}
+    for name in ("inputs", "cuts", "rejected", "reject_reasons"):
+        if name in marker:
+            setattr(summary, name, marker[name])
+    return summary
+
+
+def _primed(records: Iterator[Record]) -> Iterator[Record]:
+    first = next(records, None)
+    return iter(()) if first is None else itertools.chain([first], records)
+
+
+def _pending_records(
+    records: Iterator[Record],
+    done_log: DoneLog,
+    present: dict[str, int],
+    summary: RunSummary,
+    input_kind: str,
+    allow_unknown_labels: bool,
+) -> Iterator[tuple[int, Record]]:
+    for index, record in enumerate(records):
+        if record.id in present:
+            # The first record keeps the id; the duplicate is rejected under an id of its own.
+            reason = Reject(f"duplicate record id {record.id!r}")
+            record = Record(f"{record.id}#dup{index}", record.source, reason, record.fingerprint)
+        present[record.id] = index
+        if done_log.is_done(record.id, record.fingerprint):
+            summary.resumed += 1
+            continue
+        if input_kind == "manifest" and not isinstance(record.payload, Reject):
+            problem = validate_cut(record.payload, allow_unknown_labels=allow_unknown_labels)
+            if problem:
+                record = Record(record.id, record.source, Reject(problem), record.fingerprint)
+        yield index, record
+
+
+def _write_outputs(
+    stage: Stage, output_dir: Path, done_log: DoneLog, ids: list[str], summary: RunSummary
+) -> None:
+    reasons: Counter[str] = Counter()
+
+    def cut_lines() -> Iterator[str]:
+        for entry in done_log.entries(ids):
+            for cut in entry["cuts"]:
+                summary.cuts += 1
+                yield dumps(cut)
+
+    def reject_lines() -> Iterator[str]:
+        for entry in done_log.entries(ids):
+            for reject in entry["rejects"]:
+                summary.rejected += 1
+                reason = first_line(reject["reason"])
+                reasons[_reason_kind(reason, entry["source"], reject["id"])] += 1
+                yield dumps(
+                    {
+                        "id": reject["id"],
+                        "source": entry["source"],
+                        "stage": stage.name,
+                        "reason": reason,
+                    }
+                )
+
+    write_json_lines_atomic(output_dir / REJECTS_NAME, reject_lines())
+    write_json_lines_atomic(output_dir / MANIFEST_NAME, cut_lines())
+    summary.reject_reasons = dict(reasons.most_common(TOP_REASONS))
+
+
+def _run_finalise(stage: Stage, output_dir: Path, seed: int, summary: RunSummary) -> None:
+    """Call the stage's corpus-wide step. It runs before ``_SUCCESS`` is written, so a finished
+    one is never redone (the stage is skipped whole) and one cut short runs again."""
+    if type(stage).finalise is Stage.finalise:
+        return
+    manifest = output_dir / MANIFEST_NAME
+    stage.finalise(FinaliseContext(output_dir, manifest, output_dir / REJECTS_NAME, seed))
+    summary.cuts = sum(1 for _ in _lines(manifest))  # finalise may have filtered the manifest
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    import gzip
+
+    with gzip.open(path, "rb") as handle:
+        yield from (line for line in handle if line.strip())
+
+
+def _write_success(output_dir: Path, summary: RunSummary) -> None:
+    manifest = output_dir / MANIFEST_NAME
+    stat = manifest.stat()
+    marker = {k: v for k, v in asdict(summary).items() if k != "output_dir"}
+    # recorded so the next stage can key its input without reading the manifest again
+    marker.update(
+        manifest_sha256=sha256_of(manifest),
+        manifest_size=stat.st_size,
+        manifest_mtime_ns=stat.st_mtime_ns,
+    )
+    tmp = output_dir / f".{SUCCESS_FILE}.tmp"
+    tmp.write_text(json.dumps(marker, indent=2) + "\n")
+    tmp.replace(output_dir / SUCCESS_FILE)
