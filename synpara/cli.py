@@ -281,6 +281,34 @@ def eval_group() -> None:
     """Score predictions against ground truth (events, words)."""
 
 
+@cli.command()
+@click.option("-i", "--input", "input_path", required=True, help="manifest from describe")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="output directory (gets cuts.jsonl.gz and condense.json)")
+@click.option("--hours", type=float, required=True, help="hours of audio to keep")
+@click.option("--by", default="events,pitch,rate,gender", show_default=True,
+              help="pseudo labels whose combinations to cover evenly")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the selection")
+def condense(input_path: str, output: str, hours: float, by: str, seed: int) -> None:
+    """Pick about H hours covering the pseudo-label combinations evenly (CPQA condensation).
+
+    \b
+    Example:
+      synpara condense -i output/describe/cuts.jsonl.gz -o output/condense --hours 100
+    """
+    from synpara.condense import condense as run_condense
+    from synpara.condense import format_table, parse_by
+
+    names = parse_by(by)
+    report = run_condense(input_path, output, hours, names, seed)
+    click.echo(format_table(names, report["combinations"]))
+    click.echo(
+        f"condense: {report['cuts_after']} of {report['cuts_before']} cuts, "
+        f"{report['hours_after']:.3f} of {report['hours_before']:.3f} h -> {output}",
+        err=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: turns errors into one line on stderr and an exit code."""
     args = sys.argv[1:] if argv is None else argv
