@@ -276,3 +276,26 @@ def test_bad_input(tmp_path, capsys):
     with pytest.raises(SynparaError, match="--format"):
         export_qa(undescribed, tmp_path / "out", fmt="csv")
     assert not (tmp_path / "out").exists()
+
+
+@needs_espeak
+def test_a_cut_inside_its_recording_gets_a_clip_and_cut_time(described, tmp_path):
+    import soundfile
+
+    from synpara.manifest import iter_cuts
+
+    manifest, truths = described
+    cut = next(iter_cuts(manifest))  # utt00: a laugh after a word
+    truth = truths[str(cut.recording.sources[0].source)]
+    placed = truth.sentence.events[0]
+    part = cut.truncate(offset=0.5, duration=cut.duration - 0.5)
+    partial = tmp_path / "partial.jsonl.gz"
+    write_cuts(partial, [part])
+    export_qa(partial, tmp_path / "qa")
+    rows = _rows(tmp_path / "qa" / "qa.jsonl")
+    clip = Path(rows[0]["audio"])
+    assert clip.parent == tmp_path / "qa" / "audio" and clip.suffix == ".flac"
+    assert soundfile.info(str(clip)).duration == pytest.approx(part.duration, abs=1e-3)
+    (timing,) = [r for r in rows if r["type"] == "timing"]
+    (seconds,) = [float(x) for x in re.findall(r"about (\d+\.\d) seconds in", timing["answer"])]
+    assert seconds == pytest.approx(placed.start - 0.5, abs=0.1)  # seconds into the clip
