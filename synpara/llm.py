@@ -81,32 +81,21 @@ def chat_json(
     cached = Path(cache_dir) / f"{key}.json" if cache_dir is not None else None
     if cached is not None and cached.is_file():
         return json.loads(cached.read_text(encoding="utf-8"))
-    body = json.dumps(
-        {
-            "model": model,
-            "messages": messages,
-            "temperature": temperature,
-            "response_format": {"type": "json_object"},
-        }
-    ).encode("utf-8")
-    headers = {"Content-Type": "application/json"}
-    api_key = os.environ.get(API_KEY_ENV)
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    request = urllib.request.Request(
-        completions_url(url), data=body, headers=headers, method="POST"
-    )
+    payload: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "temperature": temperature,
+        "response_format": {"type": "json_object"},
+    }
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            raw = response.read()
-    except urllib.error.HTTPError as error:
-        raise LLMError(f"HTTP {error.code} from {url}") from None
-    except TimeoutError:
-        raise LLMError(f"timed out after {timeout:g} s ({url})") from None
-    except urllib.error.URLError as error:
-        if isinstance(error.reason, TimeoutError):
-            raise LLMError(f"timed out after {timeout:g} s ({url})") from None
-        raise LLMError(f"cannot reach {url} ({error.reason})") from None
+        raw = _post(url, payload, timeout)
+    except LLMError as error:
+        # Some servers (older llama.cpp, some proxies) refuse response_format: ask once without
+        # it; the answer is validated as JSON either way.
+        if not error.reason.startswith("HTTP 400"):
+            raise
+        del payload["response_format"]
+        raw = _post(url, payload, timeout)
     try:
         content = json.loads(raw)["choices"][0]["message"]["content"]
     except (json.JSONDecodeError, KeyError, IndexError, TypeError):
@@ -115,6 +104,28 @@ def chat_json(
     if cached is not None:
         _write_atomic(cached, json.dumps(answer, ensure_ascii=False))
     return answer
+
+
+def _post(url: str, payload: dict[str, Any], timeout: float) -> bytes:
+    headers = {"Content-Type": "application/json"}
+    api_key = os.environ.get(API_KEY_ENV)
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    data = json.dumps(payload).encode("utf-8")
+    request = urllib.request.Request(
+        completions_url(url), data=data, headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.read()
+    except urllib.error.HTTPError as error:
+        raise LLMError(f"HTTP {error.code} from {url}") from None
+    except TimeoutError:
+        raise LLMError(f"timed out after {timeout:g} s ({url})") from None
+    except urllib.error.URLError as error:
+        if isinstance(error.reason, TimeoutError):
+            raise LLMError(f"timed out after {timeout:g} s ({url})") from None
+        raise LLMError(f"cannot reach {url} ({error.reason})") from None
 
 
 def _write_atomic(path: Path, text: str) -> None:

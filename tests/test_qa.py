@@ -117,6 +117,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append(body["model"])
+        if body["model"] == "strict" and "response_format" in body:
+            self.send_response(400)
+            self.end_headers()
+            return
         facts = json.loads(body["messages"][1]["content"])
         first = " ".join(facts["transcript"].split()[:3])
         content = {
@@ -137,6 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             ),
             "malformed": "Sure! Here are pairs: {question: oops",
+            "strict": '```json\n{"pairs": []}\n```',
             "contradict": json.dumps(
                 {
                     "pairs": [
@@ -235,6 +240,16 @@ def test_llm_good_malformed_contradicting_and_timeout(described, tmp_path, serve
     )
     assert _Handler.requests.count("good") == count
     assert _rows(tmp_path / "good" / "qa.jsonl") == good_rows
+
+
+def test_a_server_refusing_response_format_is_asked_again_without(server, tmp_path):
+    messages = [
+        {"role": "system", "content": "reply in JSON"},
+        {"role": "user", "content": json.dumps({"transcript": "hello there"})},
+    ]
+    assert chat_json(server, "strict", messages, timeout=5, cache_dir=tmp_path) == {"pairs": []}
+    assert _Handler.requests == ["strict", "strict"]
+    assert len(list(tmp_path.glob("*.json"))) == 1  # the valid answer is cached
 
 
 def test_contradiction_rules():

@@ -68,7 +68,8 @@ class DescribeConfig(StageConfig):
         default="dio", metadata={"help": "F0 estimator: dio (WORLD DIO+StoneMask, fast) or harvest"}
     )
     language: str = field(
-        default="en", metadata={"help": "language of the transcripts, for syllable counting"}
+        default="en",
+        metadata={"help": "language for syllable counting where a supervision names none"},
     )
     bins: str | None = field(
         default=None, metadata={"help": "YAML of bin thresholds (default: the packaged one)"}
@@ -258,12 +259,13 @@ class Describe(Stage[DescribeConfig]):
         alignment = sup.alignment or {}
         words = sorted(alignment.get(WORD, []), key=lambda w: (w.start, w.end))
         events = sorted(alignment.get(EVENT, []), key=lambda e: (e.start, e.end))
+        language = sup.language or config.language  # transcribe's detected language wins
         spans = [(w.start - offset, w.end - offset) for w in words]
         track = f0_track(audio, SAMPLE_RATE, config.f0_method)
         f0 = f0_summary(keep_frames_in_spans(track, spans) if spans else track)
         rate = speaking_rate(
             [(w.symbol, w.start, w.end) for w in words],
-            config.language,
+            language,
             [(e.start, e.end) for e in events],
         )
         gender = perceived_gender(f0.median_hz)
@@ -280,7 +282,7 @@ class Describe(Stage[DescribeConfig]):
                 "syllables": rate.syllables,
                 "words": rate.words,
                 "seconds": round(rate.seconds, 3),
-                "syllable_counter": f"vowel groups ({config.language})",
+                "syllable_counter": f"vowel groups ({language})",
             },
             "loudness_lufs": _round(loudness_lufs(audio, SAMPLE_RATE), 2),
             "snr_db": _round(snr_db(audio, SAMPLE_RATE, spans or None), 1),
