@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import logging
 import sys
 import types
@@ -334,6 +335,70 @@ class _EvalGroup(click.Group):
 @cli.group(cls=_EvalGroup, name="eval")
 def eval_group() -> None:
     """Score predictions against ground truth (events, words)."""
+
+
+@cli.command()
+@click.option("-i", "--input", "input_path", required=True, help="manifest from describe")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="output directory (gets cuts.jsonl.gz and condense.json)")
+@click.option("--hours", type=float, required=True, help="hours of audio to keep")
+@click.option("--by", default="events,pitch,rate,gender", show_default=True,
+              help="pseudo labels whose combinations to cover evenly")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the selection")
+def condense(input_path: str, output: str, hours: float, by: str, seed: int) -> None:
+    """Pick about H hours covering the pseudo-label combinations evenly (CPQA condensation).
+
+    \b
+    Example:
+      synpara condense -i output/describe/cuts.jsonl.gz -o output/condense --hours 100
+    """
+    from synpara.condense import condense as run_condense
+    from synpara.condense import format_table, parse_by
+
+    names = parse_by(by)
+    report = run_condense(input_path, output, hours, names, seed)
+    click.echo(format_table(names, report["combinations"]))
+    click.echo(
+        f"condense: {report['cuts_after']} of {report['cuts_before']} cuts, "
+        f"{report['hours_after']:.3f} of {report['hours_before']:.3f} h -> {output}",
+        err=True,
+    )
+
+
+@cli.command()
+@click.option("-i", "--input", "input_path", required=True, help="manifest from describe")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="output directory (gets qa.jsonl, qa_dropped.jsonl, qa_summary.json)")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "sharegpt"]), default="jsonl",
+              show_default=True, help="plain rows, or ShareGPT conversations with <audio>")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the phrasings")
+@click.option("--llm-url", help="OpenAI-compatible endpoint (key from $SYNPARA_LLM_API_KEY)")
+@click.option("--llm-model", help="model name the endpoint serves")
+@click.option("--llm-timeout", type=float, default=60.0, show_default=True,
+              help="seconds to wait for one answer")
+def qa(input_path: str, output: str, fmt: str, seed: int, llm_url: str | None,
+       llm_model: str | None, llm_timeout: float) -> None:
+    """Question-answer pairs from the measurements (templates, and an LLM if given).
+
+    \b
+    Example:
+      synpara qa -i output/describe/cuts.jsonl.gz -o output/qa --format sharegpt
+    """
+    import functools
+
+    from synpara.llm import chat_json
+    from synpara.qa import export_qa
+
+    chat = None
+    if llm_url or llm_model:
+        if not (llm_url and llm_model):
+            raise SynparaError("--llm-url and --llm-model go together")
+        if not llm_timeout > 0:
+            raise SynparaError(f"--llm-timeout must be > 0, got {llm_timeout}")
+        chat = functools.partial(chat_json, llm_url, llm_model, timeout=llm_timeout,
+                                 cache_dir=Path(output) / "llm_cache")
+    summary = export_qa(input_path, output, fmt, seed, chat)
+    click.echo(json.dumps(summary), err=True)
 
 
 def main(argv: list[str] | None = None) -> None:
