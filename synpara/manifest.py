@@ -23,6 +23,7 @@ Files are gzip JSONL written with a fixed gzip timestamp, so the same content gi
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -115,15 +116,16 @@ def write_json_lines_atomic(path: str | Path, lines: Iterable[str]) -> int:
     try:
         with os.fdopen(handle, "wb") as raw:
             # mtime=0 and no file name in the header: equal content gives byte-identical files.
+            # Only the gzip wrapper is closed here: the file itself must stay open for the fsync.
             stream = (
                 gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0)
                 if path.suffix == ".gz"
-                else raw
+                else contextlib.nullcontext(raw)
             )
-            with stream:
+            with stream as out:
                 for line in lines:
-                    stream.write(line.encode("utf-8"))
-                    stream.write(b"\n")
+                    out.write(line.encode("utf-8"))
+                    out.write(b"\n")
                     count += 1
             raw.flush()
             os.fsync(raw.fileno())

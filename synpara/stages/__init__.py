@@ -21,6 +21,7 @@ STAGES: dict[str, str] = {
     "detect": "synpara.stages.detect:Detect",
     "refine": "synpara.stages.refine:Refine",
     "describe": "synpara.stages.describe:Describe",
+    "export": "synpara.stages.export:Export",
 }
 
 
