@@ -139,8 +139,13 @@ class Stage(ABC, Generic[ConfigT]):
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    def setup(self) -> None:
-        """Load models and other heavy state. Called once per worker, after unpickling."""
+    def setup(self, threads: int = 0) -> None:
+        """Load models and other heavy state. Called once per worker, after unpickling.
+
+        ``threads`` is the worker's share of the cores (the executor passes it; 0: not given,
+        a model then takes all cores up to 4, see :func:`synpara.models.files.cpu_threads`). A
+        stage's own ``threads`` option, when set, wins over it.
+        """
 
     @abstractmethod
     def process(self, cut: Any, context: RecordContext) -> ProcessResult:

@@ -38,7 +38,7 @@ def limit_threads(threads: int) -> None:
 
 def _init_worker(job: Job) -> None:
     limit_threads(job.threads)
-    job.stage.setup()
+    job.stage.setup(job.threads)
     _WORKER["job"] = job
 
 
@@ -53,7 +53,7 @@ def run_records(
     """Process ``records`` with ``job.workers`` processes; ``on_done`` runs in this process."""
     if job.workers == 1:
         limit_threads(job.threads)
-        job.stage.setup()
+        job.stage.setup(job.threads)
         for index, record in records:
             on_done(index, record_line(job, record))
         return

@@ -30,7 +30,7 @@ class _StageActor:
 
         self.job = job
         limit_threads(job.threads)  # as many threads as a local worker: the same numerics
-        job.stage.setup()
+        job.stage.setup(job.threads)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         lines = [record_line(self.job, pickle.loads(blob)) for blob in batch["record"]]

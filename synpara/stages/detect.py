@@ -282,14 +282,14 @@ class WindowTagger:
 
 class YamnetWindows(WindowTagger):
     def __init__(self, threads: int, batch_size: int) -> None:
-        from synpara.models import load_yamnet
+        from synpara.models.yamnet import load_yamnet
 
         self.model = load_yamnet(threads=threads, batch_size=batch_size)
         self.class_names = self.model.class_names
         self.batch_size = batch_size
 
     def prepare(self, samples: np.ndarray) -> np.ndarray:
-        from synpara.models import YAMNET_PATCH_FRAMES, yamnet_log_mel
+        from synpara.models.yamnet import YAMNET_PATCH_FRAMES, yamnet_log_mel
 
         frames = yamnet_log_mel(samples)
         # Silence-level padding lets a window centre on the very first and last frames.
@@ -297,7 +297,7 @@ class YamnetWindows(WindowTagger):
         return np.concatenate([floor, frames, floor])
 
     def window(self, prepared: np.ndarray, centre: float) -> np.ndarray:
-        from synpara.models import YAMNET_PATCH_FRAMES
+        from synpara.models.yamnet import YAMNET_PATCH_FRAMES
 
         frames = len(prepared) - 2 * (YAMNET_PATCH_FRAMES // 2)
         first = int(np.clip(np.round(centre / _ENERGY_FRAME_S), 0, frames))
@@ -334,11 +334,13 @@ def load_tagger(detector: str, threads: int, batch_size: int, window: float) -> 
     kind, _, path = detector.partition(":")
     if kind == "yamnet":
         return YamnetWindows(threads, batch_size)
-    from synpara import models
-
     if kind == "ast":
-        return AudioWindows(models.load_transformers_tagger(path, threads), window, batch_size)
-    return AudioWindows(models.load_panns_tagger(path, threads), window, batch_size)
+        from synpara.models.ast import load_transformers_tagger
+
+        return AudioWindows(load_transformers_tagger(path), window, batch_size)
+    from synpara.models.panns import load_panns_tagger
+
+    return AudioWindows(load_panns_tagger(path), window, batch_size)
 
 
 # --------------------------------------------------------------------------- spans
@@ -419,16 +421,19 @@ class Detect(Stage[DetectConfig]):
     version = "1"
     Config = DetectConfig
 
-    def setup(self) -> None:
-        from synpara.models import cpu_threads
+    def setup(self, threads: int = 0) -> None:
+        import torch
 
-        threads = cpu_threads(self.config.threads)
+        from synpara.models.files import cpu_threads
+
+        threads = cpu_threads(self.config.threads, threads)
+        torch.set_num_threads(threads)  # the torch detectors (ast, panns) and Silero VAD
         self._tagger = load_tagger(self.config.detector, threads, self.config.batch_size,
                                    self.config.window)
         self._classes = class_map(self._tagger.class_names)
         self._vad = None
         if self.config.use_vad:
-            from synpara.models import load_silero_vad
+            from synpara.models.vad import load_silero_vad
 
             self._vad = load_silero_vad()
 

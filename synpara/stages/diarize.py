@@ -212,13 +212,14 @@ class Diarize(Stage[DiarizeConfig]):
     version = "1"
     Config = DiarizeConfig
 
-    def setup(self) -> None:
+    def setup(self, threads: int = 0) -> None:
         import torch
 
-        from synpara.models import build_offline_diarization, cpu_threads, load_user_diarization
+        from synpara.models.files import cpu_threads
+        from synpara.models.pyannote import build_offline_diarization, load_user_diarization
 
         config = self.config
-        torch.set_num_threads(cpu_threads(config.threads))
+        torch.set_num_threads(cpu_threads(config.threads, threads))
         if config.pipeline:
             self.pipeline = load_user_diarization(config.pipeline, config.token, config.device)
         else:

@@ -57,7 +57,6 @@ from synpara.timing import (
     FrameFeatures,
     SnapConfig,
     Span,
-    ctc_word_times,
     frame_features,
     mask_frames,
     refine_event,
@@ -207,8 +206,11 @@ class Refine(Stage[RefineConfig]):
     version = "1"
     Config = RefineConfig
 
-    def setup(self) -> None:
-        from synpara.models import cpu_threads, load_ctc_aligner, load_silero_vad, load_whisper
+    def setup(self, threads: int = 0) -> None:
+        from synpara.models.ctc import load_ctc_aligner
+        from synpara.models.files import cpu_threads
+        from synpara.models.vad import load_silero_vad
+        from synpara.models.whisper import load_whisper
 
         config = self.config
         self.vad = load_silero_vad() if config.vad else None
@@ -217,7 +219,8 @@ class Refine(Stage[RefineConfig]):
         self.ctc = load_ctc_aligner(config.ctc_model) if use_ctc and config.ctc_model else None
         self.whisper = None
         if config.segment and config.validate_splits:
-            self.whisper = load_whisper(config.asr_model, threads=cpu_threads(config.threads))
+            self.whisper = load_whisper(config.asr_model,
+                                        threads=cpu_threads(config.threads, threads))
 
     @property
     def model_id(self) -> str | None:
@@ -327,6 +330,8 @@ class Refine(Stage[RefineConfig]):
         start_sample = max(0, int((sup.start) * SAMPLE_RATE))
         end_sample = min(len(samples), int((sup.start + sup.duration) * SAMPLE_RATE))
         log_probs, frame_seconds = ctc.log_probs(samples[start_sample:end_sample])
+        from synpara.models.ctc import ctc_word_times
+
         times = ctc_word_times(log_probs, frame_seconds, [w.symbol for w in raw_words],
                                ctc.vocab, ctc.blank, ctc.delimiter)
         offset = cut.start + start_sample / SAMPLE_RATE

@@ -320,12 +320,13 @@ class Transcribe(Stage[TranscribeConfig]):
     version = "1"
     Config = TranscribeConfig
 
-    def setup(self) -> None:
-        from synpara.models import cpu_threads, load_whisper
+    def setup(self, threads: int = 0) -> None:
+        from synpara.models.files import cpu_threads
+        from synpara.models.whisper import load_whisper
 
         config = self.config
-        threads = cpu_threads(config.threads)
-        self.model = load_whisper(config.model, config.device, config.compute_type, threads)
+        self.model = load_whisper(config.model, config.device, config.compute_type,
+                                  cpu_threads(config.threads, threads))
 
     @property
     def model_id(self) -> str:

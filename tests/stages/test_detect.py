@@ -361,10 +361,10 @@ def test_ast_backend_loads_a_tiny_random_model(tmp_path):
 def test_panns_backend_loads_a_tiny_random_checkpoint(tmp_path):
     import torch
 
-    from synpara.models import _panns_module
+    from synpara.models.panns import cnn14_network
 
     fft, mels = 64, 32  # five 2x2 poolings need at least 32 mel bands
-    model = _panns_module([4, 4, 8, 8, 8, 8], fft, mels, len(AUDIOSET_NAMES), 320)
+    model = cnn14_network([4, 4, 8, 8, 8, 8], fft, mels, len(AUDIOSET_NAMES), 320)
     state = model.state_dict()
     state["logmel_extractor.melW"] = torch.rand(fft // 2 + 1, mels)
     torch.save({"model": state, "labels": AUDIOSET_NAMES}, tmp_path / "cnn14.pth")

@@ -13,10 +13,11 @@ import pytest
 from synpara.errors import SynparaError
 from synpara.eval.words import TimedWord, match_words, normalise_word, score_words
 from synpara.manifest import alignment_item, items, write_cuts
+from synpara.models.ctc import ctc_word_times
 from synpara.segment import SegmentConfig, plan_segments
 from synpara.stage import RecordContext, Reject
 from synpara.stages.refine import Refine, RefineConfig, validate_split
-from synpara.timing import Span, ctc_word_times, resolve_overlaps
+from synpara.timing import Span, resolve_overlaps
 from tests.conftest import SHARED_DATA, cut_for_file
 from tests.synth import (
     SENTENCES,
