@@ -40,6 +40,7 @@ from synpara.audio import (
     noise_floor_db,
     spectral_flux,
 )
+from synpara.intervals import Span
 
 #: Frame hop of the boundary search (seconds); boundaries are placed to within half of it.
 HOP = 0.005
@@ -531,16 +532,6 @@ def refine_event(
     cover = (min(end, new_end) - max(start, new_start)) / max(new_end - new_start, HOP)
     confidence = rise * float(np.clip(0.5 + cover, 0.0, 1.0))
     return RefinedEvent(new_start, new_end, new_start - start, new_end - end, confidence)
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    """A labelled time span with a score (a word or an event), seconds."""
-
-    label: str
-    start: float
-    end: float
-    score: float
 
 
 def resolve_overlaps(

@@ -29,6 +29,7 @@ import numpy as np
 
 from synpara.audio import SAMPLE_RATE, load_cut_audio
 from synpara.errors import SynparaError
+from synpara.intervals import Turn, overlaps_any
 from synpara.manifest import round_time, synpara_meta
 from synpara.stage import RecordContext, Reject, Stage, StageConfig
 
@@ -40,21 +41,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_EMBEDDING = "campplus-zh-en-192"
 
 
-@dataclass(frozen=True, slots=True)
-class SpeakerTurn:
-    """One speaker turn; times in seconds from the start of the audio given to the pipeline."""
-
-    start: float
-    end: float
-    speaker: str
-    overlap: bool
-
-
 @dataclass(frozen=True)
 class Diarization:
-    """Turns (time order), overlap regions, and one centroid embedding per speaker label."""
+    """Turns (time order; seconds from the start of the audio given to the pipeline; ``overlap``
+    in their ``custom``), overlap regions, and one centroid embedding per speaker label."""
 
-    turns: list[SpeakerTurn]
+    turns: list[Turn]
     overlaps: list[tuple[float, float]]
     centroids: dict[str, list[float]]
 
@@ -103,7 +95,7 @@ def diarize_samples(
     overlap_timeline = annotation.get_overlap()
     overlaps = [(float(s.start), float(s.end)) for s in overlap_timeline]
     turns = [
-        SpeakerTurn(start, end, order[label], _overlaps_any(start, end, overlaps))
+        Turn(start, end, order[label], {"overlap": overlaps_any(start, end, overlaps)})
         for start, end, label in tracks
         if end > start
     ]
@@ -113,10 +105,6 @@ def diarize_samples(
             if label in order and np.isfinite(row).all() and np.any(row):
                 centroids[order[label]] = [round(float(value), 6) for value in row]
     return Diarization(turns=turns, overlaps=overlaps, centroids=centroids)
-
-
-def _overlaps_any(start: float, end: float, regions: list[tuple[float, float]]) -> bool:
-    return any(min(end, stop) - max(start, begin) > 0 for begin, stop in regions)
 
 
 @dataclass(frozen=True)
@@ -262,7 +250,7 @@ class Diarize(Stage[DiarizeConfig]):
         duration = float(cut.duration)
         # pyannote pads the last window: a turn may run past the end of the audio
         turns = [
-            SpeakerTurn(max(0.0, t.start), min(duration, t.end), t.speaker, t.overlap)
+            Turn(max(0.0, t.start), min(duration, t.end), t.speaker, t.custom)
             for t in result.turns
             if min(duration, t.end) > max(0.0, t.start)
         ]

@@ -38,6 +38,7 @@ import numpy as np
 
 from synpara.audio import SAMPLE_RATE, clipping_fraction, load_cut_audio
 from synpara.errors import SynparaError
+from synpara.intervals import Span, total_overlap
 from synpara.manifest import EVENT, WORD, alignment_item, round_time, synpara_meta
 from synpara.segment import (
     FilterConfig,
@@ -56,7 +57,6 @@ from synpara.timing import (
     HOP,
     FrameFeatures,
     SnapConfig,
-    Span,
     frame_features,
     mask_frames,
     refine_event,
@@ -180,8 +180,9 @@ class RefineConfig(StageConfig):
 
 
 @dataclass
-class _Turn:
-    """One input supervision with its refined words and events (recording time)."""
+class RefinedTurn:
+    """One input supervision (a speaker turn) with its refined words and events (recording
+    time) and what refining them recorded."""
 
     supervision: SupervisionSegment
     words: list[Span]
@@ -269,7 +270,7 @@ class Refine(Stage[RefineConfig]):
 
     def _refine_turn(
         self, cut: Cut, sup: SupervisionSegment, samples: np.ndarray, features: FrameFeatures
-    ) -> _Turn:
+    ) -> RefinedTurn:
         config = self.config
         alignment = sup.alignment or {}
         raw_words = sorted(alignment.get(WORD, []), key=lambda w: (w.start, w.end))
@@ -319,7 +320,7 @@ class Refine(Stage[RefineConfig]):
             event_info[e_index]["overlaps_word"] = True
         index_map = {old: new for new, old in enumerate(i for i, e in enumerate(kept) if e)}
         overlaps = [(index_map[e], w) for e, w in overlaps if e in index_map]
-        return _Turn(sup, words, [e for e, _ in survivors], word_info,
+        return RefinedTurn(sup, words, [e for e, _ in survivors], word_info,
                      [info for _, info in survivors], overlaps)
 
     def _ctc_prior(self, cut: Cut, sup: SupervisionSegment, samples: np.ndarray,
@@ -340,7 +341,7 @@ class Refine(Stage[RefineConfig]):
 
     # ---- output ----------------------------------------------------------------------------
 
-    def _whole_cut(self, cut: Cut, turns: list[_Turn], features: FrameFeatures) -> Cut:
+    def _whole_cut(self, cut: Cut, turns: list[RefinedTurn], features: FrameFeatures) -> Cut:
         supervisions = [
             self._supervision(turn.supervision, turn.supervision.id, turn.supervision.start,
                               turn.supervision.duration,
@@ -351,12 +352,12 @@ class Refine(Stage[RefineConfig]):
         self._meta(out, turns, None)
         return out
 
-    def _utterances(self, cut: Cut, turns: list[_Turn], samples: np.ndarray,
+    def _utterances(self, cut: Cut, turns: list[RefinedTurn], samples: np.ndarray,
                     features: FrameFeatures) -> list[Cut | Reject]:
         from lhotse.utils import fastcopy
 
         config = self.config
-        planned: list[tuple[_Turn, Piece]] = []
+        planned: list[tuple[RefinedTurn, Piece]] = []
         for turn in turns:
             sup = turn.supervision
             start = cut.start + sup.start
@@ -395,8 +396,8 @@ class Refine(Stage[RefineConfig]):
             results.append(out)
         return results
 
-    def _validator(self, turn: _Turn, samples: np.ndarray, cut_start: float):
-        from synpara.stages.transcribe import WhisperOptions, transcribe_words
+    def _validator(self, turn: RefinedTurn, samples: np.ndarray, cut_start: float):
+        from synpara.asr import WhisperOptions, transcribe_words
 
         config = self.config
         options = WhisperOptions(language=config.language, beam_size=config.beam_size,
@@ -417,17 +418,14 @@ class Refine(Stage[RefineConfig]):
 
         return validate
 
-    def _stats(self, cut: Cut, turns: list[_Turn], turn: _Turn, piece: Piece,
+    def _stats(self, cut: Cut, turns: list[RefinedTurn], turn: RefinedTurn, piece: Piece,
                samples: np.ndarray, features: FrameFeatures) -> UtteranceStats:
         words = turn.words[piece.first_word : piece.last_word]
         lo = max(0, int(round((piece.start - cut.start) * SAMPLE_RATE)))
         hi = min(len(samples), int(round((piece.end - cut.start) * SAMPLE_RATE)))
         others = [t.supervision for t in turns if t.supervision.speaker != turn.supervision.speaker]
-        overlap = sum(
-            max(0.0, min(piece.end, cut.start + o.start + o.duration) - max(piece.start,
-                                                                            cut.start + o.start))
-            for o in others
-        )
+        overlap = total_overlap(piece.start, piece.end, [
+            (cut.start + o.start, cut.start + o.start + o.duration) for o in others])
         return UtteranceStats(
             duration=piece.duration,
             words=len(words),
@@ -459,7 +457,7 @@ class Refine(Stage[RefineConfig]):
             text=" ".join(w.label for w in words), alignment=alignment, custom=custom,
         )
 
-    def _meta(self, out: Cut, turns: list[_Turn], utterance: tuple | None) -> dict[str, Any]:
+    def _meta(self, out: Cut, turns: list[RefinedTurn], utterance: tuple | None) -> dict[str, Any]:
         info: dict[str, Any] = {}
         if utterance is None:
             info["words"] = [i for t in turns for i in t.word_info]
@@ -512,7 +510,7 @@ def _snr_db(features: FrameFeatures, words: list[Span], offset: float) -> float:
 
 def _mostly_inside_words(event: Any, words: list) -> bool:
     """True when more than half of the event lies inside word spans (laughing while speaking)."""
-    inside = sum(max(0.0, min(event.end, w.end) - max(event.start, w.start)) for w in words)
+    inside = total_overlap(event.start, event.end, [(w.start, w.end) for w in words])
     return inside > 0.5 * max(event.duration, 1e-6)
 
 

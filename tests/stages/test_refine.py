@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from synpara.asr import Word
 from synpara.errors import SynparaError
-from synpara.eval.words import TimedWord, match_words, normalise_word, score_words
+from synpara.eval.words import match_words, normalise_word, score_words
 from synpara.manifest import alignment_item, items, write_cuts
 from synpara.models.ctc import ctc_word_times
 from synpara.segment import SegmentConfig, plan_segments
@@ -68,7 +69,7 @@ def _run(stage: Refine, cut, tmp_path: Path):
 
 @pytest.mark.slow
 def test_refined_word_times_beat_whisper_on_espeak_sentences(tmp_path, whisper):
-    from synpara.stages.transcribe import WhisperOptions, transcribe_words
+    from synpara.asr import WhisperOptions, transcribe_words
 
     rng = np.random.default_rng(2026)
     stage = Refine(RefineConfig(segment=False))
@@ -80,9 +81,9 @@ def test_refined_word_times_beat_whisper_on_espeak_sentences(tmp_path, whisper):
         name = f"s{index}"
         cut = _run(stage, _cut(tmp_path, name, sentence.samples,
                                [(w.text, w.start, w.end, w.probability) for w in words]), tmp_path)
-        truth[name] = [TimedWord(w.text, w.start, w.end) for w in sentence.words]
-        raw[name] = [TimedWord(w.text, w.start, w.end) for w in words]
-        refined[name] = [TimedWord(w.symbol, w.start, w.end) for w in items(cut, "word")]
+        truth[name] = [Word(w.text, w.start, w.end) for w in sentence.words]
+        raw[name] = [Word(w.text, w.start, w.end) for w in words]
+        refined[name] = [Word(w.symbol, w.start, w.end) for w in items(cut, "word")]
         shifts = cut.custom["synpara"]["refine"]["words"]
         assert len(shifts) == len(words) and all(0 <= s["confidence"] <= 1 for s in shifts)
         starts = [w.start for w in refined[name]]
@@ -99,7 +100,7 @@ def test_refined_word_times_beat_whisper_on_espeak_sentences(tmp_path, whisper):
 def test_slow_speech_keeps_every_word_in_place(tmp_path, whisper):
     """At 130 words a minute stop closures inside words ("wan-ts", "wen-t") are as long as the
     pauses between words; no word may swallow its neighbour (this once cost 300-680 ms)."""
-    from synpara.stages.transcribe import WhisperOptions, transcribe_words
+    from synpara.asr import WhisperOptions, transcribe_words
 
     rng = np.random.default_rng(130)
     stage = Refine(RefineConfig(segment=False))
@@ -146,7 +147,7 @@ def test_spliced_vocalization_onset_within_20ms(tmp_path, label):
 
 @pytest.mark.slow
 def test_split_validation_rejects_a_cut_inside_a_word(whisper):
-    from synpara.stages.transcribe import WhisperOptions, transcribe_words
+    from synpara.asr import WhisperOptions, transcribe_words
 
     rng = np.random.default_rng(11)
     sentence = synth_sentence(SENTENCES[1].split(), rng, voice="en-gb", gap_range=(0.25, 0.35))
