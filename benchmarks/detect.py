@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     params: dict = {"threads": args.threads}
     for entry in args.param:
         key, _, value = entry.partition("=")
-        if "," in value or key in ("thresholds", "min_durations"):
+        if "," in value or key in ("thresholds", "raw_thresholds", "min_event_durations"):
             params[key] = [v for v in value.split(",") if v]
         else:
             params[key] = json.loads(value) if value[:1].isdigit() or value in ("true", "false") \
