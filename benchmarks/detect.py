@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from synpara.audio import SAMPLE_RATE, decode, resample, to_mono
-    from synpara.eval.events import Event, Recording, format_table, load_events, score
+    from synpara.eval.events import Event, RecordingEvents, format_table, load_events, score
     from synpara.stages.detect import Detect
 
     devset = args.devset
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         spans, background = stage.detect(samples)
         wall += time.perf_counter() - started
         audio_seconds += len(samples) / SAMPLE_RATE
-        pred[record["id"]] = Recording(record["id"], record["duration"],
+        pred[record["id"]] = RecordingEvents(record["id"], record["duration"],
                                        [Event(s.label, s.start, s.end) for s in spans])
         per_condition.setdefault(record["condition"], {})[record["id"]] = truth[record["id"]]
     if args.pred_out:

@@ -147,7 +147,7 @@ def main() -> None:
     variants = {
         "signal+vad": RefineConfig(segment=False),
         "signal": RefineConfig(segment=False, vad=False),
-        "full (segment+validate)": RefineConfig(min_duration=1.0),
+        "full (segment+validate)": RefineConfig(min_utterance=1.0),
     }
     stages = {name: Refine(config) for name, config in variants.items()}
     for stage in stages.values():

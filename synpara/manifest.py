@@ -3,7 +3,7 @@
 Conventions (``tests/test_manifest.py`` pins each of them):
 
 * **Seconds everywhere.** Sample indices appear only in names ending in ``_sample``.
-* **One cut per recording after ingest**; later stages may split it (refine) or add cuts (insert).
+* **One cut per recording after ingest**; later stages may split it (refine).
 * **One supervision per speaker turn or segment.** ``supervision.start`` is relative to the *cut*,
   as lhotse defines it; ``supervision.speaker`` is stable within a recording.
 * **Word and event times are in recording time**: ``alignment["word"]`` and ``alignment["event"]``

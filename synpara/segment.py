@@ -164,6 +164,23 @@ def plan_segments(
     return split(start, end, 0, len(words))
 
 
+def validate_split(
+    transcribe: Callable[[float, float], str],
+    text_between: Callable[[float, float], str],
+    start: float,
+    split: float,
+    end: float,
+    threshold: float,
+) -> tuple[bool, float]:
+    """SynParaSpeech's split-point check: re-transcribe ``[start, split]`` and ``[split, end]``
+    and keep the split only if each half's text matches the words the whole has there
+    (worst-half CER below ``threshold``). ``transcribe(a, b)`` and ``text_between(a, b)`` return
+    text for a time range (recording time)."""
+    error = split_cer(transcribe(start, split), transcribe(split, end),
+                      text_between(start, split), text_between(split, end))
+    return error < threshold, error
+
+
 # --------------------------------------------------------------------------- filters
 
 

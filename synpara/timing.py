@@ -20,7 +20,7 @@ guessed.
 offset to where it decays back; :func:`resolve_overlaps` keeps events off words unless both are
 confident.
 
->>> features = frame_features(samples)                       # doctest: +SKIP
+>>> features = frame_features(samples)  # synpara.frames     # doctest: +SKIP
 >>> snapped = snap_words([(0.31, 0.74), (0.74, 1.25)], features)  # doctest: +SKIP
 >>> [(round(w.start, 2), round(w.end, 2)) for w in snapped]  # doctest: +SKIP
 [(0.5, 0.7), (0.9, 1.3)]
@@ -29,82 +29,15 @@ confident.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from synpara.audio import (
-    SAMPLE_RATE,
-    centered_frame_energy_db,
-    mask_runs,
-    noise_floor_db,
-    spectral_flux,
-)
+from synpara.audio import mask_runs
+from synpara.frames import HOP, FrameFeatures, outward_energy_db
 from synpara.intervals import Span
 
-#: Frame hop of the boundary search (seconds); boundaries are placed to within half of it.
-HOP = 0.005
-_HOP_SAMPLES = int(HOP * SAMPLE_RATE)
-_FRAME_SAMPLES = 2 * _HOP_SAMPLES
-_FLUX_FRAME_SAMPLES = 8 * _HOP_SAMPLES
 _NEG = -1e9
-
-
-@dataclass(frozen=True)
-class FrameFeatures:
-    """Per-frame facts about a signal; frame ``t`` is centred on ``t * HOP`` seconds.
-
-    ``activity`` is the probability that frame ``t`` is speech sound (not pause, not noise);
-    ``sound`` the probability that it is any sound over the floor (what an event is made of).
-    """
-
-    energy_db: np.ndarray
-    flux: np.ndarray
-    activity: np.ndarray
-    sound: np.ndarray
-    speech_prob: np.ndarray | None
-    noise_floor_db: float
-    speech_level_db: float
-
-    @property
-    def frames(self) -> int:
-        return len(self.energy_db)
-
-    @property
-    def duration(self) -> float:
-        return self.frames * HOP
-
-
-def mask_frames(features: FrameFeatures, spans: Sequence[tuple[float, float]],
-                keep: Sequence[tuple[float, float]] = ()) -> FrameFeatures:
-    """``features`` with the frames of ``spans`` (seconds on the features' axis) turned into
-    silence, except where they meet ``keep``.
-
-    Used to hide other speakers' words from one speaker's snapping: in a conversation the sound
-    just before or after a turn is often the other speaker, and it must not be taken for the
-    turn's first or last word.
-    """
-    hidden = np.zeros(features.frames, dtype=bool)
-    for start, end in spans:
-        hidden[max(0, int(start / HOP)) : max(0, int(np.ceil(end / HOP)))] = True
-    for start, end in keep:
-        hidden[max(0, int(start / HOP)) : max(0, int(np.ceil(end / HOP)))] = False
-    if not hidden.any():
-        return features
-
-    def silenced(values: np.ndarray, quiet: float) -> np.ndarray:
-        values = values.copy()
-        values[hidden] = quiet
-        return values
-
-    return replace(
-        features,
-        energy_db=silenced(features.energy_db, features.noise_floor_db),
-        flux=silenced(features.flux, 0.0),
-        activity=silenced(features.activity, 0.0),
-        sound=silenced(features.sound, 0.0),
-        speech_prob=None if features.speech_prob is None else silenced(features.speech_prob, 0.0),
-    )
 
 
 @dataclass(frozen=True)
@@ -153,50 +86,6 @@ class SnappedWord:
     @property
     def confidence(self) -> float:
         return min(self.start_confidence, self.end_confidence)
-
-
-# --------------------------------------------------------------------------- features
-
-
-def frame_features(
-    samples: np.ndarray,
-    speech_prob: np.ndarray | None = None,
-    speech_window: float = 0.032,
-    contrast_db: float = 9.0,
-) -> FrameFeatures:
-    """Energy, flux and speech activity of mono 16 kHz ``samples`` on the 5 ms grid.
-
-    ``speech_prob``: optional Silero VAD probabilities, one per ``speech_window`` seconds; they
-    damp loud non-speech sounds far from any speech.
-    """
-    energy = centered_frame_energy_db(samples, _HOP_SAMPLES, _FRAME_SAMPLES).astype(np.float64)
-    flux = spectral_flux(samples, _HOP_SAMPLES, _FLUX_FRAME_SAMPLES).astype(np.float64)
-    floor = noise_floor_db(energy, 10.0)
-    level = float(np.percentile(energy, 95)) if energy.size else floor
-    # Threshold between floor and speech: a fixed margin over the floor for quiet rooms, a share
-    # of the dynamic range for loud ones (so breath noise and reverb tails stay "pause").
-    threshold = floor + max(contrast_db, 0.2 * (level - floor))
-    activity = sound = 1.0 / (1.0 + np.exp(-(energy - threshold) / 2.0))
-    frame_prob = None
-    if speech_prob is not None and len(speech_prob):
-        times = np.arange(len(energy)) * HOP
-        index = np.minimum((times / speech_window).astype(int), len(speech_prob) - 1)
-        frame_prob = speech_prob[index].astype(np.float64)
-        # Silero lags and smears by tens of ms: widen its speech regions by 150 ms each side so it
-        # only vetoes sound far from speech and never moves a boundary itself.
-        widen = int(0.15 / HOP)
-        padded = np.pad(frame_prob, widen, mode="edge")
-        windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * widen + 1)
-        activity = activity * (0.3 + 0.7 * windows.max(axis=1))
-    return FrameFeatures(
-        energy_db=energy,
-        flux=flux,
-        activity=activity,
-        sound=sound,
-        speech_prob=frame_prob,
-        noise_floor_db=floor,
-        speech_level_db=level,
-    )
 
 
 # --------------------------------------------------------------------------- word snapping
@@ -339,19 +228,6 @@ def _boundary_confidence(activity: np.ndarray, frame: int, before_is_word: bool)
     return float(np.clip(word_side.mean() - pause_side.mean(), 0.0, 1.0))
 
 
-def _outward_energy_db(features: FrameFeatures, frames: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Mean energy of ``frames`` frames ending at / starting at each frame (dB): averaged only
-    away from the word, so loud word frames never leak into the estimate of a pause."""
-    power = np.concatenate([[0.0], np.cumsum(10 ** (features.energy_db / 10))])
-    n = len(features.energy_db)
-    t = np.arange(n)
-    lo = np.maximum(t - frames + 1, 0)
-    hi = np.minimum(t + frames, n)
-    ending = (power[t + 1] - power[lo]) / (t + 1 - lo)
-    starting = (power[hi] - power[t]) / (hi - t)
-    return 10 * np.log10(np.maximum(ending, 1e-12)), 10 * np.log10(np.maximum(starting, 1e-12))
-
-
 def _extend_into_floor(
     spans: list[tuple[int, int]], features: FrameFeatures, config: SnapConfig
 ) -> list[tuple[int, int]]:
@@ -361,7 +237,7 @@ def _extend_into_floor(
     a decaying tail is quieter than that but still the word's sound, up to where it meets the floor.
     Never into a neighbour, and at most ``config.max_extend`` seconds.
     """
-    ending, starting = _outward_energy_db(features)
+    ending, starting = outward_energy_db(features)
     limit = features.noise_floor_db + config.floor_margin_db
     most = int(round(config.max_extend / HOP))
     extended: list[tuple[int, int]] = []
@@ -507,7 +383,7 @@ def refine_event(
     last = min(features.frames, int(np.ceil((min(end + search, hi_t) - offset) / HOP)))
     if last - first < 2:
         return RefinedEvent(start, end, 0.0, 0.0, 0.0)
-    ending, starting = _outward_energy_db(features)
+    ending, starting = outward_energy_db(features)
     loud = starting[first:last] > features.noise_floor_db + onset_db
     runs = mask_runs(loud, max_gap_frames=int(max_gap / HOP))
     span_a = int(np.floor((start - offset) / HOP)) - first

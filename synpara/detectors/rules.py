@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from synpara.audio import SAMPLE_RATE, envelope_pulses, mask_runs, noise_floor_db
+from synpara.frames import FrameFeatures
 from synpara.intervals import Interval, Span, merge, overlap, subtract
-from synpara.timing import FrameFeatures, refine_event
+from synpara.timing import refine_event
 
 #: Seconds per frame of the energy envelope detect computes (``frame_energy_db(s, 400, 160)``).
 ENERGY_FRAME_S = 0.01

@@ -61,11 +61,11 @@ from synpara.detectors.base import (
 )
 from synpara.detectors.rules import Detection
 from synpara.errors import SynparaError
+from synpara.frames import frame_features
 from synpara.intervals import mask, merge
 from synpara.manifest import WORD, alignment_item, attach_events, items, synpara_meta
 from synpara.ontology import LABELS
 from synpara.stage import RecordContext, Stage, StageConfig
-from synpara.timing import frame_features
 
 if TYPE_CHECKING:
     from lhotse.cut import Cut

@@ -109,6 +109,12 @@ def diarize_samples(
 
 @dataclass(frozen=True)
 class DiarizeConfig(StageConfig):
+    """Options of the diarize stage (seconds unless the name says otherwise).
+
+    >>> DiarizeConfig(num_speakers=2).num_speakers   # the default pipeline then finds exactly two
+    2
+    """
+
     num_speakers: int | None = field(
         default=None, metadata={"help": "exact number of speakers, when known"}
     )

@@ -10,7 +10,7 @@ Per cut:
    Whisper's times as the starting point.
 2. Event onsets go where the event's energy rises, offsets where it decays into the floor; an
    event is trimmed off a word unless both are confident (then both stay, flagged).
-3. Each speaker turn is split at pauses into utterances of ``min_duration``..``max_duration`` s,
+3. Each speaker turn is split at pauses into utterances of ``min_utterance``..``max_utterance`` s,
    never through an event; each split is validated by re-transcribing the halves
    (CER < ``split_cer``).
 4. Filters: too short / too long, characters per second outside the IQR fence, low ASR
@@ -24,7 +24,7 @@ characters per second go to ``custom["synpara"]["refine"]``. ``supervision.text`
 
 Example::
 
-    synpara refine -i output/detect/cuts.jsonl.gz -o output/refine --min-duration 2
+    synpara refine -i output/detect/cuts.jsonl.gz -o output/refine --min-utterance 2
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import numpy as np
 
 from synpara.audio import SAMPLE_RATE, clipping_fraction, load_cut_audio
 from synpara.errors import SynparaError
+from synpara.frames import FrameFeatures, frame_features, mask_frames, snr_db
 from synpara.intervals import Span, total_overlap
 from synpara.manifest import EVENT, WORD, alignment_item, round_time, synpara_meta
 from synpara.segment import (
@@ -49,20 +50,11 @@ from synpara.segment import (
     filter_reason,
     normalise_text,
     plan_segments,
-    split_cer,
+    validate_split,
 )
 from synpara.stage import RecordContext, Reject, Stage, StageConfig
-from synpara.tagging import render_tag, tagged_text
-from synpara.timing import (
-    HOP,
-    FrameFeatures,
-    SnapConfig,
-    frame_features,
-    mask_frames,
-    refine_event,
-    resolve_overlaps,
-    snap_words,
-)
+from synpara.tagged_text import render_tag, tagged_text
+from synpara.timing import SnapConfig, refine_event, resolve_overlaps, snap_words
 
 if TYPE_CHECKING:
     from lhotse.cut import Cut
@@ -97,11 +89,12 @@ class RefineConfig(StageConfig):
     segment: bool = field(
         default=True, metadata={"help": "split turns into utterances and filter them"}
     )
-    min_duration: float = field(default=3.0, metadata={"help": "shortest utterance kept"})
-    max_duration: float = field(default=30.0, metadata={"help": "longest utterance kept"})
+    min_utterance: float = field(default=3.0, metadata={"help": "shortest utterance kept"})
+    max_utterance: float = field(default=30.0, metadata={"help": "longest utterance kept"})
     min_pause: float = field(default=0.2, metadata={"help": "shortest pause a split may use"})
     split_pause: float = field(
-        default=1.0, metadata={"help": "pauses this long split turns shorter than max_duration too"}
+        default=1.0,
+        metadata={"help": "pauses this long split turns shorter than max_utterance too"},
     )
     event_margin: float = field(default=0.2, metadata={"help": "no split this close to an event"})
     pad: float = field(default=0.1, metadata={"help": "silence kept around each utterance"})
@@ -149,8 +142,9 @@ class RefineConfig(StageConfig):
         need(self.aligner != "ctc" or bool(self.ctc_model), "aligner ctc needs --ctc-model DIR")
         need(self.max_shift > 0, f"max_shift must be > 0, got {self.max_shift}")
         need(self.event_search >= 0, f"event_search must be >= 0, got {self.event_search}")
-        need(0 < self.min_duration < self.max_duration,
-             f"need 0 < min_duration < max_duration, got {self.min_duration}, {self.max_duration}")
+        need(0 < self.min_utterance < self.max_utterance,
+             f"need 0 < min_utterance < max_utterance, got {self.min_utterance}, "
+             f"{self.max_utterance}")
         need(self.min_pause >= 0 and self.pad >= 0 and self.event_margin >= 0,
              "min_pause, pad and event_margin must be >= 0")
         need(0 < self.split_cer <= 1, f"split_cer must be in (0, 1], got {self.split_cer}")
@@ -165,14 +159,14 @@ class RefineConfig(StageConfig):
 
     def segment_config(self) -> SegmentConfig:
         return SegmentConfig(
-            min_duration=self.min_duration, max_duration=self.max_duration,
+            min_duration=self.min_utterance, max_duration=self.max_utterance,
             min_pause=self.min_pause, split_pause=self.split_pause,
             event_margin=self.event_margin, pad=self.pad,
         )
 
     def filter_config(self) -> FilterConfig:
         return FilterConfig(
-            min_duration=self.min_duration, max_duration=self.max_duration,
+            min_duration=self.min_utterance, max_duration=self.max_utterance,
             min_asr_confidence=self.min_asr_confidence, cps_range=(self.min_cps, self.max_cps),
             max_overlap=self.max_overlap, max_clipping=self.max_clipping,
             min_snr_db=self.min_snr_db,
@@ -433,7 +427,7 @@ class Refine(Stage[RefineConfig]):
             asr_confidence=float(np.mean([w.score for w in words])) if words else 0.0,
             overlap=overlap / piece.duration if piece.duration > 0 else 0.0,
             clipping=clipping_fraction(samples[lo:hi]),
-            snr_db=_snr_db(features, words, cut.start),
+            snr_db=snr_db(features, [(w.start, w.end) for w in words], cut.start),
         )
 
     def _supervision(self, sup: SupervisionSegment, sup_id: str, start: float, duration: float,
@@ -477,35 +471,6 @@ class Refine(Stage[RefineConfig]):
             info["asr_confidence"] = round(stat.asr_confidence, 3)
         synpara_meta(out)["refine"] = info
         return info
-
-
-def validate_split(
-    transcribe: Any, text_between: Any, start: float, split: float, end: float, threshold: float
-) -> tuple[bool, float]:
-    """SynParaSpeech's split-point check: re-transcribe ``[start, split]`` and ``[split, end]``
-    and keep the split only if each half's text matches the words the whole has there
-    (worst-half CER below ``threshold``). ``transcribe(a, b)`` and ``text_between(a, b)`` return
-    text for a time range (recording time)."""
-    error = split_cer(transcribe(start, split), transcribe(split, end),
-                      text_between(start, split), text_between(split, end))
-    return error < threshold, error
-
-
-def _snr_db(features: FrameFeatures, words: list[Span], offset: float) -> float:
-    """Speech power in the words' frames over the recording's noise floor (dB)."""
-    if not words:
-        return 0.0
-    frames = np.concatenate([
-        np.arange(int((w.start - offset) / HOP), max(int((w.end - offset) / HOP),
-                                                     int((w.start - offset) / HOP) + 1))
-        for w in words
-    ])
-    frames = frames[(frames >= 0) & (frames < features.frames)]
-    if frames.size == 0:
-        return 0.0
-    speech = float(np.mean(10 ** (features.energy_db[frames] / 10)))
-    noise = 10 ** (features.noise_floor_db / 10)
-    return float(min(100.0, 10 * np.log10(max(speech - noise, 1e-12) / max(noise, 1e-12))))
 
 
 def _mostly_inside_words(event: Any, words: list) -> bool:

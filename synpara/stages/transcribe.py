@@ -54,6 +54,13 @@ def default_speaker(recording_id: str) -> str:
 
 @dataclass(frozen=True)
 class TranscribeConfig(StageConfig):
+    """Options of the transcribe stage: the Whisper model and how it decodes, and how words
+    become supervisions (seconds unless the name says otherwise).
+
+    >>> TranscribeConfig(model="tiny.en", beam_size=1).whisper_options().beam_size
+    1
+    """
+
     model: str = field(
         default="base",
         metadata={"help": "base (offline, multilingual), tiny.en (offline, fast), a local "
@@ -66,7 +73,7 @@ class TranscribeConfig(StageConfig):
     batch_size: int = field(
         default=1, metadata={"help": "> 1: batched decoding of VAD chunks (faster on GPU)"}
     )
-    vad_filter: bool = field(
+    vad: bool = field(
         default=True, metadata={"help": "skip non-speech with faster-whisper's Silero VAD"}
     )
     verbatim: bool = field(
@@ -118,7 +125,7 @@ class TranscribeConfig(StageConfig):
             language=self.language,
             beam_size=self.beam_size,
             batch_size=self.batch_size,
-            vad_filter=self.vad_filter,
+            vad_filter=self.vad,
             initial_prompt=prompt,
             chunk_seconds=self.chunk_seconds,
         )
