@@ -228,6 +228,20 @@ def _boundary_confidence(activity: np.ndarray, frame: int, before_is_word: bool)
     return float(np.clip(word_side.mean() - pause_side.mean(), 0.0, 1.0))
 
 
+def _follow_to_floor(a: int, b: int, low: int, high: int, ending: np.ndarray,
+                     starting: np.ndarray, limit: float, most: int) -> tuple[int, int]:
+    """Frames ``[a, b)`` widened while the sound just outside stays above ``limit`` dB: at most
+    ``most`` frames each way, never to ``low`` or past ``high - 1`` (the one edge rule that words
+    and events share)."""
+    steps = 0
+    while a - 1 > low and steps < most and ending[a - 1] > limit:
+        a, steps = a - 1, steps + 1
+    steps = 0
+    while b < high - 1 and steps < most and starting[b] > limit:
+        b, steps = b + 1, steps + 1
+    return a, b
+
+
 def _extend_into_floor(
     spans: list[tuple[int, int]], features: FrameFeatures, config: SnapConfig
 ) -> list[tuple[int, int]]:
@@ -244,13 +258,7 @@ def _extend_into_floor(
     for i, (a, b) in enumerate(spans):
         low = extended[-1][1] if extended else 0
         high = spans[i + 1][0] if i + 1 < len(spans) else len(ending)
-        steps = 0
-        while a - 1 > low and steps < most and ending[a - 1] > limit:
-            a, steps = a - 1, steps + 1
-        steps = 0
-        while b < high - 1 and steps < most and starting[b] > limit:
-            b, steps = b + 1, steps + 1
-        extended.append((a, b))
+        extended.append(_follow_to_floor(a, b, low, high, ending, starting, limit, most))
     return extended
 
 
@@ -394,12 +402,7 @@ def refine_event(
     a, b = first + body[0][0], first + body[-1][1]
     limit = features.noise_floor_db + floor_margin_db
     most = int(search / HOP)
-    steps = 0
-    while a - 1 > first and steps < most and ending[a - 1] > limit:
-        a, steps = a - 1, steps + 1
-    steps = 0
-    while b < last - 1 and steps < most and starting[b] > limit:
-        b, steps = b + 1, steps + 1
+    a, b = _follow_to_floor(a, b, first, last, ending, starting, limit, most)
     new_start = offset + (a - 0.5) * HOP
     new_end = offset + (b - 0.5) * HOP
     # Sure when the body stands well out of the floor and the detector's span covers most of it.
