@@ -122,3 +122,18 @@ def test_a_detector_with_our_own_labels_plugs_in_with_one_registry_line(monkeypa
 def test_unknown_detector_kinds_are_refused_with_the_known_ones():
     with pytest.raises(SynparaError, match="yamnet, ast:DIR, panns:FILE"):
         DetectConfig(detector="beats:/x").validate()
+
+
+def test_setup_threads_reach_the_detector_and_torch():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        stage = Detect(DetectConfig(vad=False))
+        stage.setup(threads=1)
+        options = stage.detector.model.session.get_session_options()
+        assert options.intra_op_num_threads == 1 and torch.get_num_threads() == 1
+        Detect(DetectConfig(vad=False, threads=2)).setup(threads=1)  # the option wins
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
