@@ -112,7 +112,9 @@ class RefineConfig(StageConfig):
     )
     beam_size: int = field(default=1, metadata={"help": "beam size of split validation"})
     threads: int = field(
-        default=0, metadata={"help": "CPU threads for Whisper (0: the executor's share)"}
+        default=0,
+        metadata={"help": "CPU threads for Whisper, Silero VAD and the CTC model (0: the "
+                  "executor's share)"},
     )
     min_asr_confidence: float = field(
         default=0.4, metadata={"help": "reject utterances whose mean word probability is lower"}
@@ -202,12 +204,15 @@ class Refine(Stage[RefineConfig]):
     Config = RefineConfig
 
     def setup(self, threads: int = 0) -> None:
+        import torch
+
         from synpara.models.ctc import load_ctc_aligner
         from synpara.models.files import cpu_threads
         from synpara.models.vad import load_silero_vad
         from synpara.models.whisper import load_whisper
 
         config = self.config
+        torch.set_num_threads(cpu_threads(config.threads, threads))  # Silero VAD, the CTC model
         self.vad = load_silero_vad() if config.vad else None
         # validate() guarantees a ctc_model whenever the CTC aligner is chosen
         use_ctc = config.aligner == "ctc" and config.ctc_model
