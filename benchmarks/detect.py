@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from synpara.audio import SAMPLE_RATE, decode, resample, to_mono
-    from synpara.eval.events import Event, Recording, format_table, load_events, score
+    from synpara.eval.events import Event, RecordingEvents, format_table, load_events, score
     from synpara.stages.detect import Detect
 
     devset = args.devset
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     params: dict = {"threads": args.threads}
     for entry in args.param:
         key, _, value = entry.partition("=")
-        if "," in value or key in ("thresholds", "min_durations"):
+        if "," in value or key in ("thresholds", "raw_thresholds", "min_event_durations"):
             params[key] = [v for v in value.split(",") if v]
         else:
             params[key] = json.loads(value) if value[:1].isdigit() or value in ("true", "false") \
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         spans, background = stage.detect(samples)
         wall += time.perf_counter() - started
         audio_seconds += len(samples) / SAMPLE_RATE
-        pred[record["id"]] = Recording(record["id"], record["duration"],
+        pred[record["id"]] = RecordingEvents(record["id"], record["duration"],
                                        [Event(s.label, s.start, s.end) for s in spans])
         per_condition.setdefault(record["condition"], {})[record["id"]] = truth[record["id"]]
     if args.pred_out:

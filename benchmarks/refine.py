@@ -24,12 +24,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synpara.eval.words import TimedWord, score_words  # noqa: E402
+from synpara.asr import (  # noqa: E402
+    WhisperOptions,
+    Word,  # noqa: E402
+    transcribe_words,
+)
+from synpara.eval.words import score_words  # noqa: E402
 from synpara.manifest import items  # noqa: E402
 from synpara.models import load_whisper  # noqa: E402
 from synpara.stage import RecordContext  # noqa: E402
 from synpara.stages.refine import Refine, RefineConfig  # noqa: E402
-from synpara.stages.transcribe import WhisperOptions, transcribe_words  # noqa: E402
 from tests.stages.test_refine import _cut  # noqa: E402
 from tests.synth import SENTENCES, VOICES, random_sentence, synth_sentence  # noqa: E402
 
@@ -107,9 +111,9 @@ def sweep(sentences: int, seed: int, cache: Path | None, only: str | None) -> No
                 key = f"s{index}"
                 out = stage.process(_cut(Path(tmp), key, sentence.samples, words),
                                     RecordContext(key, 0, Path(tmp)))
-                truth[key] = [TimedWord(w.text, w.start, w.end) for w in sentence.words]
-                raw[key] = [TimedWord(t, s, e) for t, s, e, _ in words]
-                refined[key] = [TimedWord(w.symbol, w.start, w.end) for w in items(out, "word")]
+                truth[key] = [Word(w.text, w.start, w.end) for w in sentence.words]
+                raw[key] = [Word(t, s, e) for t, s, e, _ in words]
+                refined[key] = [Word(w.symbol, w.start, w.end) for w in items(out, "word")]
         before, after = score_words(truth, raw), score_words(truth, refined)
         ok = (max(after.start_median_ms, after.end_median_ms) <= 30
               and max(after.start_p90_ms, after.end_p90_ms) <= 80)
@@ -143,13 +147,13 @@ def main() -> None:
     variants = {
         "signal+vad": RefineConfig(segment=False),
         "signal": RefineConfig(segment=False, vad=False),
-        "full (segment+validate)": RefineConfig(min_duration=1.0),
+        "full (segment+validate)": RefineConfig(min_utterance=1.0),
     }
     stages = {name: Refine(config) for name, config in variants.items()}
     for stage in stages.values():
         stage.setup()
     truth, raw = {}, {}
-    refined: dict[str, dict[str, list[TimedWord]]] = {name: {} for name in stages}
+    refined: dict[str, dict[str, list[Word]]] = {name: {} for name in stages}
     seconds = {name: 0.0 for name in stages}
     audio = 0.0
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,15 +163,15 @@ def main() -> None:
             name = f"s{index}"
             cut = _cut(Path(tmp), name, sentence.samples,
                        [(w.text, w.start, w.end, w.probability) for w in words])
-            truth[name] = [TimedWord(w.text, w.start, w.end) for w in sentence.words]
-            raw[name] = [TimedWord(w.text, w.start, w.end) for w in words]
+            truth[name] = [Word(w.text, w.start, w.end) for w in sentence.words]
+            raw[name] = [Word(w.text, w.start, w.end) for w in words]
             audio += sentence.duration
             for variant, stage in stages.items():
                 start = time.perf_counter()
                 out = stage.process(cut, RecordContext(name, 0, Path(tmp)))
                 seconds[variant] += time.perf_counter() - start
                 outs = out if isinstance(out, list) else [out] if hasattr(out, "id") else []
-                refined[variant][name] = [TimedWord(w.symbol, w.start, w.end)
+                refined[variant][name] = [Word(w.symbol, w.start, w.end)
                                           for c in outs for w in items(c, "word")]
     print(f"{args.sentences} sentences, {audio:.1f} s of audio, noise floor {args.noise_db} dBFS")
     print(f"{'whisper base (raw)':26s} {score_words(truth, raw).summary()}")

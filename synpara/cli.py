@@ -101,6 +101,17 @@ def _click_option(config_field: dataclasses.Field, annotation: Any) -> click.Opt
             show_default=True,
             help=help_text,
         )
+    if typing.get_origin(base) is dict:  # repeatable --threshold laughter=0.2 (also --thresholds)
+        singular = config_field.name[:-1] if config_field.name.endswith("s") else ""
+        flags = [f"--{singular.replace('_', '-')}"] if singular else []
+        shown = ", ".join(f"{k}={v}" for k, v in (default or {}).items())
+        return click.Option(
+            [*flags, flag, config_field.name],
+            multiple=True,
+            type=str,
+            default=None,
+            help=f"{help_text} (KEY=VALUE, repeat for several) [default: {shown}]",
+        )
     if typing.get_origin(base) in (list, tuple):
         (item_type,) = typing.get_args(base)[:1] or (str,)
         return click.Option(

@@ -3,7 +3,7 @@
 Conventions (``tests/test_manifest.py`` pins each of them):
 
 * **Seconds everywhere.** Sample indices appear only in names ending in ``_sample``.
-* **One cut per recording after ingest**; later stages may split it (refine) or add cuts (insert).
+* **One cut per recording after ingest**; later stages may split it (refine).
 * **One supervision per speaker turn or segment.** ``supervision.start`` is relative to the *cut*,
   as lhotse defines it; ``supervision.speaker`` is stable within a recording.
 * **Word and event times are in recording time**: ``alignment["word"]`` and ``alignment["event"]``
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synpara.errors import SynparaError
+from synpara.intervals import best_match
 
 if TYPE_CHECKING:  # lhotse is imported lazily: `synpara --help` must stay fast.
     from lhotse.cut import Cut
@@ -304,17 +305,9 @@ def attach_events(cut: Cut, events: list[AlignmentItem]) -> Cut:
             )
         ]
     buckets: list[list[AlignmentItem]] = [[] for _ in supervisions]
+    spans = [(cut.start + sup.start, cut.start + sup.start + sup.duration) for sup in supervisions]
     for event in events:
-        best_index, best_key = 0, None
-        for index, sup in enumerate(supervisions):
-            sup_start = cut.start + sup.start  # recording time
-            sup_end = sup_start + sup.duration
-            overlap = min(event.end, sup_end) - max(event.start, sup_start)
-            distance = max(sup_start - event.end, event.start - sup_end, 0.0)
-            key = (overlap > 0, overlap if overlap > 0 else -distance)
-            if best_key is None or key > best_key:
-                best_index, best_key = index, key
-        buckets[best_index].append(event)
+        buckets[best_match(event.start, event.end, spans)].append(event)
     updated = [
         sup.with_alignment(EVENT, sorted(bucket, key=lambda item: (item.start, item.symbol)))
         for sup, bucket in zip(supervisions, buckets)

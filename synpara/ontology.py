@@ -2,7 +2,8 @@
 
 Corpora spell the same event many ways (``[laugh]``, ``(laughs)``, ``<laugh>``, ``[Laughter]``,
 ``[throatclearing]`` ...). Inside synpara there is one spelling: the keys of :data:`LABELS`.
-Tag styles for *writing* labels back out live in the export stage; this module only reads.
+Tag styles for *writing* labels back out live in :mod:`synpara.tagged_text`; this module only
+reads.
 
 >>> canonical_label("(laughs)")
 'laughter'

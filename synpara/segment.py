@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from synpara.timing import Span
+from synpara.intervals import Span, subtract
 
 _NOT_TEXT = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -91,15 +91,7 @@ def split_cer(left_hyp: str, right_hyp: str, left_ref: str, right_ref: str) -> f
 def _free_point(gap_start: float, gap_end: float, events: Sequence[Span], margin: float
                 ) -> float | None:
     """Middle of the longest stretch of ``[gap_start, gap_end]`` at least ``margin`` from events."""
-    free = [(gap_start, gap_end)]
-    for event in events:
-        blocked = (event.start - margin, event.end + margin)
-        free = [
-            piece
-            for a, b in free
-            for piece in ((a, min(b, blocked[0])), (max(a, blocked[1]), b))
-            if piece[1] > piece[0]
-        ]
+    free = subtract([(gap_start, gap_end)], [(e.start - margin, e.end + margin) for e in events])
     if not free:
         return None
     a, b = max(free, key=lambda ab: ab[1] - ab[0])
@@ -170,6 +162,23 @@ def plan_segments(
     if not words:
         return [build(start, end, 0, 0, [])]
     return split(start, end, 0, len(words))
+
+
+def validate_split(
+    transcribe: Callable[[float, float], str],
+    text_between: Callable[[float, float], str],
+    start: float,
+    split: float,
+    end: float,
+    threshold: float,
+) -> tuple[bool, float]:
+    """SynParaSpeech's split-point check: re-transcribe ``[start, split]`` and ``[split, end]``
+    and keep the split only if each half's text matches the words the whole has there
+    (worst-half CER below ``threshold``). ``transcribe(a, b)`` and ``text_between(a, b)`` return
+    text for a time range (recording time)."""
+    error = split_cer(transcribe(start, split), transcribe(split, end),
+                      text_between(start, split), text_between(split, end))
+    return error < threshold, error
 
 
 # --------------------------------------------------------------------------- filters

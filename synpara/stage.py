@@ -156,8 +156,13 @@ class Stage(ABC, Generic[ConfigT]):
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    def setup(self) -> None:
-        """Load models and other heavy state. Called once per worker, after unpickling."""
+    def setup(self, threads: int = 0) -> None:
+        """Load models and other heavy state. Called once per worker, after unpickling.
+
+        ``threads`` is the worker's share of the cores (the executor passes it; 0: not given,
+        a model then takes all cores up to 4, see :func:`synpara.models.files.cpu_threads`). A
+        stage's own ``threads`` option, when set, wins over it.
+        """
 
     @abstractmethod
     def process(self, cut: Any, context: RecordContext) -> ProcessResult:
@@ -247,6 +252,47 @@ def _coerce(value: Any, allowed: tuple[type, ...], name: str, where: str) -> Any
     raise SynparaError(f"{where}: option {name!r} must be {names}, got {value!r}")
 
 
+def _dict_value_type(annotation: Any) -> type | None:
+    """``float`` for ``dict[str, float]`` (also inside ``| None``); ``None`` for other fields."""
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        found = [_dict_value_type(arg) for arg in typing.get_args(annotation)]
+        return next((t for t in found if t is not None), None)
+    if typing.get_origin(annotation) is dict:
+        args = typing.get_args(annotation)
+        return args[1] if len(args) == 2 and isinstance(args[1], type) else object
+    return None
+
+
+def _coerce_dict(value: Any, value_type: type, name: str, where: str) -> dict[str, Any]:
+    """A mapping option: a dict (YAML, Python) or ``KEY=VALUE`` strings (the CLI's repeated
+    ``--option key=value``), values coerced to ``value_type``."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, (list, tuple)):
+        pairs = {}
+        for entry in value:
+            key, sep, raw = str(entry).partition("=")
+            if not sep or not key.strip():
+                raise SynparaError(f"{where}: option {name!r} entry {entry!r} is not KEY=VALUE")
+            pairs[key.strip()] = raw.strip()
+        value = pairs
+    if not isinstance(value, dict):
+        raise SynparaError(f"{where}: option {name!r} must be a mapping or KEY=VALUE entries, "
+                           f"got {value!r}")
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if isinstance(item, str) and value_type in (int, float):
+            try:
+                item = value_type(item)
+            except ValueError:
+                raise SynparaError(f"{where}: option {name!r}: {key}={item!r} is not a "
+                                   f"{value_type.__name__}") from None
+            if item != item:  # NaN
+                raise SynparaError(f"{where}: option {name!r}: {key} is not a number")
+        out[str(key)] = _coerce(item, (value_type,), f"{name}[{key}]", where)
+    return out
+
+
 def config_from_params(
     config_cls: type[StageConfig], params: dict[str, Any], where: str
 ) -> StageConfig:
@@ -258,9 +304,13 @@ def config_from_params(
             f"{where}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
         )
     hints = typing.get_type_hints(config_cls)
-    values = {
-        key: _coerce(value, _allowed_types(hints[key]), key, where) for key, value in params.items()
-    }
+    values = {}
+    for key, value in params.items():
+        value_type = _dict_value_type(hints[key])
+        if value_type is not None and value is not None:
+            values[key] = _coerce_dict(value, value_type, key, where)
+        else:
+            values[key] = _coerce(value, _allowed_types(hints[key]), key, where)
     config = config_cls(**values)
     config.validate()
     return config

@@ -48,7 +48,7 @@ class TagStyle:
         events: Sequence[tuple[str, float, float]],
     ) -> str:
         """Words and events in time order, each event written as this style's tag."""
-        from synpara.tagging import merge_in_time
+        from synpara.tagged_text import merge_in_time
 
         parts = [
             self.tag(symbol) if kind == "event" else symbol

@@ -20,7 +20,7 @@ guessed.
 offset to where it decays back; :func:`resolve_overlaps` keeps events off words unless both are
 confident.
 
->>> features = frame_features(samples)                       # doctest: +SKIP
+>>> features = frame_features(samples)  # synpara.frames     # doctest: +SKIP
 >>> snapped = snap_words([(0.31, 0.74), (0.74, 1.25)], features)  # doctest: +SKIP
 >>> [(round(w.start, 2), round(w.end, 2)) for w in snapped]  # doctest: +SKIP
 [(0.5, 0.7), (0.9, 1.3)]
@@ -29,81 +29,15 @@ confident.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from synpara.audio import (
-    SAMPLE_RATE,
-    centered_frame_energy_db,
-    mask_runs,
-    noise_floor_db,
-    spectral_flux,
-)
+from synpara.audio import mask_runs
+from synpara.frames import HOP, FrameFeatures, outward_energy_db
+from synpara.intervals import Span
 
-#: Frame hop of the boundary search (seconds); boundaries are placed to within half of it.
-HOP = 0.005
-_HOP_SAMPLES = int(HOP * SAMPLE_RATE)
-_FRAME_SAMPLES = 2 * _HOP_SAMPLES
-_FLUX_FRAME_SAMPLES = 8 * _HOP_SAMPLES
 _NEG = -1e9
-
-
-@dataclass(frozen=True)
-class FrameFeatures:
-    """Per-frame facts about a signal; frame ``t`` is centred on ``t * HOP`` seconds.
-
-    ``activity`` is the probability that frame ``t`` is speech sound (not pause, not noise);
-    ``sound`` the probability that it is any sound over the floor (what an event is made of).
-    """
-
-    energy_db: np.ndarray
-    flux: np.ndarray
-    activity: np.ndarray
-    sound: np.ndarray
-    speech_prob: np.ndarray | None
-    noise_floor_db: float
-    speech_level_db: float
-
-    @property
-    def frames(self) -> int:
-        return len(self.energy_db)
-
-    @property
-    def duration(self) -> float:
-        return self.frames * HOP
-
-
-def mask_frames(features: FrameFeatures, spans: Sequence[tuple[float, float]],
-                keep: Sequence[tuple[float, float]] = ()) -> FrameFeatures:
-    """``features`` with the frames of ``spans`` (seconds on the features' axis) turned into
-    silence, except where they meet ``keep``.
-
-    Used to hide other speakers' words from one speaker's snapping: in a conversation the sound
-    just before or after a turn is often the other speaker, and it must not be taken for the
-    turn's first or last word.
-    """
-    hidden = np.zeros(features.frames, dtype=bool)
-    for start, end in spans:
-        hidden[max(0, int(start / HOP)) : max(0, int(np.ceil(end / HOP)))] = True
-    for start, end in keep:
-        hidden[max(0, int(start / HOP)) : max(0, int(np.ceil(end / HOP)))] = False
-    if not hidden.any():
-        return features
-
-    def silenced(values: np.ndarray, quiet: float) -> np.ndarray:
-        values = values.copy()
-        values[hidden] = quiet
-        return values
-
-    return replace(
-        features,
-        energy_db=silenced(features.energy_db, features.noise_floor_db),
-        flux=silenced(features.flux, 0.0),
-        activity=silenced(features.activity, 0.0),
-        sound=silenced(features.sound, 0.0),
-        speech_prob=None if features.speech_prob is None else silenced(features.speech_prob, 0.0),
-    )
 
 
 @dataclass(frozen=True)
@@ -152,50 +86,6 @@ class SnappedWord:
     @property
     def confidence(self) -> float:
         return min(self.start_confidence, self.end_confidence)
-
-
-# --------------------------------------------------------------------------- features
-
-
-def frame_features(
-    samples: np.ndarray,
-    speech_prob: np.ndarray | None = None,
-    speech_window: float = 0.032,
-    contrast_db: float = 9.0,
-) -> FrameFeatures:
-    """Energy, flux and speech activity of mono 16 kHz ``samples`` on the 5 ms grid.
-
-    ``speech_prob``: optional Silero VAD probabilities, one per ``speech_window`` seconds; they
-    damp loud non-speech sounds far from any speech.
-    """
-    energy = centered_frame_energy_db(samples, _HOP_SAMPLES, _FRAME_SAMPLES).astype(np.float64)
-    flux = spectral_flux(samples, _HOP_SAMPLES, _FLUX_FRAME_SAMPLES).astype(np.float64)
-    floor = noise_floor_db(energy, 10.0)
-    level = float(np.percentile(energy, 95)) if energy.size else floor
-    # Threshold between floor and speech: a fixed margin over the floor for quiet rooms, a share
-    # of the dynamic range for loud ones (so breath noise and reverb tails stay "pause").
-    threshold = floor + max(contrast_db, 0.2 * (level - floor))
-    activity = sound = 1.0 / (1.0 + np.exp(-(energy - threshold) / 2.0))
-    frame_prob = None
-    if speech_prob is not None and len(speech_prob):
-        times = np.arange(len(energy)) * HOP
-        index = np.minimum((times / speech_window).astype(int), len(speech_prob) - 1)
-        frame_prob = speech_prob[index].astype(np.float64)
-        # Silero lags and smears by tens of ms: widen its speech regions by 150 ms each side so it
-        # only vetoes sound far from speech and never moves a boundary itself.
-        widen = int(0.15 / HOP)
-        padded = np.pad(frame_prob, widen, mode="edge")
-        windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * widen + 1)
-        activity = activity * (0.3 + 0.7 * windows.max(axis=1))
-    return FrameFeatures(
-        energy_db=energy,
-        flux=flux,
-        activity=activity,
-        sound=sound,
-        speech_prob=frame_prob,
-        noise_floor_db=floor,
-        speech_level_db=level,
-    )
 
 
 # --------------------------------------------------------------------------- word snapping
@@ -338,17 +228,18 @@ def _boundary_confidence(activity: np.ndarray, frame: int, before_is_word: bool)
     return float(np.clip(word_side.mean() - pause_side.mean(), 0.0, 1.0))
 
 
-def _outward_energy_db(features: FrameFeatures, frames: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Mean energy of ``frames`` frames ending at / starting at each frame (dB): averaged only
-    away from the word, so loud word frames never leak into the estimate of a pause."""
-    power = np.concatenate([[0.0], np.cumsum(10 ** (features.energy_db / 10))])
-    n = len(features.energy_db)
-    t = np.arange(n)
-    lo = np.maximum(t - frames + 1, 0)
-    hi = np.minimum(t + frames, n)
-    ending = (power[t + 1] - power[lo]) / (t + 1 - lo)
-    starting = (power[hi] - power[t]) / (hi - t)
-    return 10 * np.log10(np.maximum(ending, 1e-12)), 10 * np.log10(np.maximum(starting, 1e-12))
+def _follow_to_floor(a: int, b: int, low: int, high: int, ending: np.ndarray,
+                     starting: np.ndarray, limit: float, most: int) -> tuple[int, int]:
+    """Frames ``[a, b)`` widened while the sound just outside stays above ``limit`` dB: at most
+    ``most`` frames each way, never to ``low`` or past ``high - 1`` (the one edge rule that words
+    and events share)."""
+    steps = 0
+    while a - 1 > low and steps < most and ending[a - 1] > limit:
+        a, steps = a - 1, steps + 1
+    steps = 0
+    while b < high - 1 and steps < most and starting[b] > limit:
+        b, steps = b + 1, steps + 1
+    return a, b
 
 
 def _extend_into_floor(
@@ -360,20 +251,14 @@ def _extend_into_floor(
     a decaying tail is quieter than that but still the word's sound, up to where it meets the floor.
     Never into a neighbour, and at most ``config.max_extend`` seconds.
     """
-    ending, starting = _outward_energy_db(features)
+    ending, starting = outward_energy_db(features)
     limit = features.noise_floor_db + config.floor_margin_db
     most = int(round(config.max_extend / HOP))
     extended: list[tuple[int, int]] = []
     for i, (a, b) in enumerate(spans):
         low = extended[-1][1] if extended else 0
         high = spans[i + 1][0] if i + 1 < len(spans) else len(ending)
-        steps = 0
-        while a - 1 > low and steps < most and ending[a - 1] > limit:
-            a, steps = a - 1, steps + 1
-        steps = 0
-        while b < high - 1 and steps < most and starting[b] > limit:
-            b, steps = b + 1, steps + 1
-        extended.append((a, b))
+        extended.append(_follow_to_floor(a, b, low, high, ending, starting, limit, most))
     return extended
 
 
@@ -506,7 +391,7 @@ def refine_event(
     last = min(features.frames, int(np.ceil((min(end + search, hi_t) - offset) / HOP)))
     if last - first < 2:
         return RefinedEvent(start, end, 0.0, 0.0, 0.0)
-    ending, starting = _outward_energy_db(features)
+    ending, starting = outward_energy_db(features)
     loud = starting[first:last] > features.noise_floor_db + onset_db
     runs = mask_runs(loud, max_gap_frames=int(max_gap / HOP))
     span_a = int(np.floor((start - offset) / HOP)) - first
@@ -517,12 +402,7 @@ def refine_event(
     a, b = first + body[0][0], first + body[-1][1]
     limit = features.noise_floor_db + floor_margin_db
     most = int(search / HOP)
-    steps = 0
-    while a - 1 > first and steps < most and ending[a - 1] > limit:
-        a, steps = a - 1, steps + 1
-    steps = 0
-    while b < last - 1 and steps < most and starting[b] > limit:
-        b, steps = b + 1, steps + 1
+    a, b = _follow_to_floor(a, b, first, last, ending, starting, limit, most)
     new_start = offset + (a - 0.5) * HOP
     new_end = offset + (b - 0.5) * HOP
     # Sure when the body stands well out of the floor and the detector's span covers most of it.
@@ -531,16 +411,6 @@ def refine_event(
     cover = (min(end, new_end) - max(start, new_start)) / max(new_end - new_start, HOP)
     confidence = rise * float(np.clip(0.5 + cover, 0.0, 1.0))
     return RefinedEvent(new_start, new_end, new_start - start, new_end - end, confidence)
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    """A labelled time span with a score (a word or an event), seconds."""
-
-    label: str
-    start: float
-    end: float
-    score: float
 
 
 def resolve_overlaps(
@@ -571,57 +441,3 @@ def resolve_overlaps(
         long_enough = end - start >= min_event
         kept.append(Span(event.label, start, end, event.score) if long_enough else None)
     return kept, flagged
-
-
-# --------------------------------------------------------------------------- CTC prior
-
-
-def ctc_word_times(
-    log_probs: np.ndarray,
-    frame_seconds: float,
-    words: Sequence[str],
-    vocab: dict[str, int],
-    blank: int,
-    delimiter: str | None = "|",
-) -> list[tuple[float, float] | None]:
-    """Forced-align ``words`` to CTC ``log_probs`` (frames x vocab) with torchaudio.
-
-    Returns each word's ``(start, end)`` in seconds from the first frame, or ``None`` for a word
-    none of whose characters the model knows (the caller keeps its old times: no interpolation).
-    """
-    import torch
-    from torchaudio.functional import forced_align, merge_tokens
-
-    def token_ids(word: str) -> list[int]:
-        ids = []
-        for char in word:
-            for variant in (char, char.upper(), char.lower()):
-                if variant in vocab and vocab[variant] != blank:
-                    ids.append(vocab[variant])
-                    break
-        return ids
-
-    targets: list[int] = []
-    owner: list[int] = []  # word index of each target token (-1: delimiter)
-    for index, word in enumerate(words):
-        ids = token_ids(word)
-        if not ids:
-            continue
-        if targets and delimiter is not None:
-            targets.append(vocab[delimiter])
-            owner.append(-1)
-        targets.extend(ids)
-        owner.extend([index] * len(ids))
-    times: list[tuple[float, float] | None] = [None] * len(words)
-    if not targets or len(targets) > len(log_probs):
-        return times
-    emission = torch.from_numpy(np.ascontiguousarray(log_probs, dtype=np.float32))[None]
-    labels, scores = forced_align(emission, torch.tensor([targets], dtype=torch.int32), blank=blank)
-    spans = merge_tokens(labels[0], scores[0].exp(), blank=blank)
-    for span, word_index in zip(spans, owner):
-        if word_index < 0:
-            continue
-        start, end = span.start * frame_seconds, span.end * frame_seconds
-        old = times[word_index]
-        times[word_index] = (start, end) if old is None else (old[0], end)
-    return times

@@ -18,8 +18,8 @@ their spans overlap; each truth event is used at most once, and the pairing maxi
 
 Example::
 
-    >>> truth = {"a": Recording("a", 60.0, [Event("laughter", 1.0, 2.0)])}
-    >>> pred = {"a": Recording("a", 60.0, [Event("laughter", 1.1, 1.9)])}
+    >>> truth = {"a": RecordingEvents("a", 60.0, [Event("laughter", 1.0, 2.0)])}
+    >>> pred = {"a": RecordingEvents("a", 60.0, [Event("laughter", 1.1, 1.9)])}
     >>> score(truth, pred).categories["laughter"].f1
     1.0
 """
@@ -46,7 +46,9 @@ class Event:
 
 
 @dataclass(slots=True)
-class Recording:
+class RecordingEvents:
+    """The events of one recording (or cut) and its duration, as truth or prediction."""
+
     id: str
     duration: float | None
     events: list[Event] = field(default_factory=list)
@@ -125,18 +127,18 @@ def _is_manifest_record(record: dict[str, Any]) -> bool:
     return record.get("type") in ("MonoCut", "MultiCut", "MixedCut") or "supervisions" in record
 
 
-def load_events(path: str | Path) -> dict[str, Recording]:
-    """Read an event JSONL or a manifest into ``{id: Recording}`` (manifests keyed by cut and
+def load_events(path: str | Path) -> dict[str, RecordingEvents]:
+    """Read an event JSONL or a manifest into ``{id: RecordingEvents}`` (manifests keyed by cut and
     recording id)."""
     from synpara.manifest import cut_from_dict, items, iter_json_lines
 
-    found: dict[str, Recording] = {}
+    found: dict[str, RecordingEvents] = {}
     for line_number, record in iter_json_lines(path):
         if _is_manifest_record(record):
             cut = cut_from_dict(record, path, line_number)
             events = [Event(canonical_label(item.symbol), item.start, item.end)
                       for item in items(cut, "event")]
-            entry = Recording(cut.id, float(cut.duration), events)
+            entry = RecordingEvents(cut.id, float(cut.duration), events)
             keys = {cut.id, getattr(cut, "recording_id", cut.id)}
         else:
             entry = _event_record(record, path, line_number)
@@ -149,7 +151,7 @@ def load_events(path: str | Path) -> dict[str, Recording]:
     return found
 
 
-def _event_record(record: dict[str, Any], path: str | Path, line: int) -> Recording:
+def _event_record(record: dict[str, Any], path: str | Path, line: int) -> RecordingEvents:
     rec_id = record.get("id", record.get("recording_id"))
     if rec_id is None:
         raise SynparaError(f"line {line}: needs an 'id'", path)
@@ -166,7 +168,7 @@ def _event_record(record: dict[str, Any], path: str | Path, line: int) -> Record
             raise SynparaError(f"line {line}: event ends before it starts ({item!r})", path)
         events.append(Event(label, start, end))
     duration = record.get("duration")
-    return Recording(str(rec_id), None if duration is None else float(duration), events)
+    return RecordingEvents(str(rec_id), None if duration is None else float(duration), events)
 
 
 # --------------------------------------------------------------------------- matching
@@ -188,7 +190,7 @@ def match(truth: list[Event], pred: list[Event]) -> list[tuple[int, int]]:
     return [(int(r), int(c)) for r, c in zip(rows, cols) if weight[r, c] > 0]
 
 
-def score(truth: dict[str, Recording], pred: dict[str, Recording]) -> EventScores:
+def score(truth: dict[str, RecordingEvents], pred: dict[str, RecordingEvents]) -> EventScores:
     """Per-category precision/recall/F1, timing errors and false alarms on event-free audio."""
     categories: dict[str, CategoryScore] = {"all": CategoryScore("all")}
 
@@ -280,5 +282,5 @@ def command(truth_path: str, pred_path: str, as_json: bool) -> None:
     click.echo(json.dumps(scores.to_dict(), indent=2) if as_json else format_table(scores))
 
 
-__all__ = ["Event", "Recording", "CategoryScore", "EventScores", "load_events", "match", "score",
-           "format_table", "command"]
+__all__ = ["Event", "RecordingEvents", "CategoryScore", "EventScores", "load_events", "match",
+           "score", "format_table", "command"]

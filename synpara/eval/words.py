@@ -4,8 +4,8 @@ Words are matched per recording: both word sequences are normalised (case, punct
 aligned with an edit-distance alignment, so a missed or inserted word does not shift the rest.
 Only matched words are timed; the match rate says how many truth words found a partner.
 
->>> truth = [TimedWord("so", 0.50, 0.70), TimedWord("funny", 0.90, 1.30)]
->>> pred = [TimedWord("So,", 0.31, 0.74), TimedWord("funny.", 0.80, 1.25)]
+>>> truth = [Word("so", 0.50, 0.70), Word("funny", 0.90, 1.30)]
+>>> pred = [Word("So,", 0.31, 0.74), Word("funny.", 0.80, 1.25)]
 >>> score = score_words({"rec": truth}, {"rec": pred})
 >>> score.match_rate, round(score.start_median_ms), round(score.end_median_ms)
 (1.0, 145, 45)
@@ -27,18 +27,10 @@ from pathlib import Path
 import click
 import numpy as np
 
+from synpara.asr import Word
 from synpara.errors import SynparaError
 
 _PUNCTUATION = re.compile(r"[^\w']+", re.UNICODE)
-
-
-@dataclass(frozen=True, slots=True)
-class TimedWord:
-    """A word and its recording-time boundaries (seconds)."""
-
-    text: str
-    start: float
-    end: float
 
 
 @dataclass(frozen=True)
@@ -105,7 +97,7 @@ def match_words(truth: Sequence[str], pred: Sequence[str]) -> list[tuple[int, in
 
 
 def boundary_errors(
-    truth: dict[str, list[TimedWord]], pred: dict[str, list[TimedWord]]
+    truth: dict[str, list[Word]], pred: dict[str, list[Word]]
 ) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Signed start and end errors (seconds, prediction minus truth) of matched words, plus the
     truth and prediction word counts."""
@@ -123,7 +115,7 @@ def boundary_errors(
 
 
 def score_words(
-    truth: dict[str, list[TimedWord]], pred: dict[str, list[TimedWord]]
+    truth: dict[str, list[Word]], pred: dict[str, list[Word]]
 ) -> WordScore:
     """Match rate and median / p90 absolute start and end error (ms) per recording id."""
     starts, ends, truth_count, pred_count = boundary_errors(truth, pred)
@@ -148,14 +140,14 @@ def score_words(
     )
 
 
-def words_by_recording(cuts: Iterable) -> dict[str, list[TimedWord]]:
+def words_by_recording(cuts: Iterable) -> dict[str, list[Word]]:
     """Recording id -> its words in time order (alignment items are already in recording time)."""
     from synpara.manifest import WORD, items
 
-    found: dict[str, list[TimedWord]] = {}
+    found: dict[str, list[Word]] = {}
     for cut in cuts:
         words = found.setdefault(cut.recording_id, [])
-        words.extend(TimedWord(w.symbol, w.start, w.end) for w in items(cut, WORD))
+        words.extend(Word(w.symbol, w.start, w.end) for w in items(cut, WORD))
     for words in found.values():
         # Overlapping cuts of one recording would list a word twice; keep one of each.
         unique = {(w.text, round(w.start, 4), round(w.end, 4)): w for w in words}
@@ -163,7 +155,7 @@ def words_by_recording(cuts: Iterable) -> dict[str, list[TimedWord]]:
     return found
 
 
-def read_manifest_words(path: str | Path) -> dict[str, list[TimedWord]]:
+def read_manifest_words(path: str | Path) -> dict[str, list[Word]]:
     from synpara.manifest import iter_cuts
 
     found = words_by_recording(iter_cuts(path))

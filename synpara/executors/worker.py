@@ -14,7 +14,6 @@ per record; they import this module and nothing else of the package's executors.
 
 from __future__ import annotations
 
-import inspect
 import os
 import traceback
 from dataclasses import dataclass
@@ -64,17 +63,9 @@ def limit_threads(threads: int) -> None:
 
 
 def setup_stage(job: Job) -> None:
-    """Set up ``job.stage`` in this worker, handing it the thread count when it takes one."""
+    """Set up ``job.stage`` in this worker with the worker's share of the cores."""
     limit_threads(job.threads)
-    setup = job.stage.setup
-    try:
-        takes_threads = "threads" in inspect.signature(setup).parameters
-    except (TypeError, ValueError):  # a builtin or C-implemented setup: no signature to read
-        takes_threads = False
-    if takes_threads:
-        setup(threads=job.threads)  # type: ignore[call-arg]
-    else:
-        setup()
+    job.stage.setup(job.threads)
 
 
 def first_line(text: str) -> str:

@@ -62,7 +62,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def _totals(stats: RunStats) -> list[str]:
-    rows = [
+    rows: list[list[Any]] = [
         ["stages", html.escape(" → ".join(stats.stages))],
         ["hours in", f"{stats.hours_in:.3f}"],
         ["hours out", f"{stats.hours_out:.3f}"],

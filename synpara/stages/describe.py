@@ -221,7 +221,7 @@ class Describe(Stage[DescribeConfig]):
     version = "1"
     Config = DescribeConfig
 
-    def setup(self) -> None:
+    def setup(self, threads: int = 0) -> None:
         self.bins = load_bins(self.config.bins)
         self.classifiers = [Classifier.load(spec) for spec in self.config.classifier]
 

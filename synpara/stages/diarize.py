@@ -29,6 +29,7 @@ import numpy as np
 
 from synpara.audio import SAMPLE_RATE, load_cut_audio
 from synpara.errors import SynparaError
+from synpara.intervals import Turn, overlaps_any
 from synpara.manifest import round_time, synpara_meta
 from synpara.stage import RecordContext, Reject, Stage, StageConfig
 
@@ -40,21 +41,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_EMBEDDING = "campplus-zh-en-192"
 
 
-@dataclass(frozen=True, slots=True)
-class SpeakerTurn:
-    """One speaker turn; times in seconds from the start of the audio given to the pipeline."""
-
-    start: float
-    end: float
-    speaker: str
-    overlap: bool
-
-
 @dataclass(frozen=True)
 class Diarization:
-    """Turns (time order), overlap regions, and one centroid embedding per speaker label."""
+    """Turns (time order; seconds from the start of the audio given to the pipeline; ``overlap``
+    in their ``custom``), overlap regions, and one centroid embedding per speaker label."""
 
-    turns: list[SpeakerTurn]
+    turns: list[Turn]
     overlaps: list[tuple[float, float]]
     centroids: dict[str, list[float]]
 
@@ -103,7 +95,7 @@ def diarize_samples(
     overlap_timeline = annotation.get_overlap()
     overlaps = [(float(s.start), float(s.end)) for s in overlap_timeline]
     turns = [
-        SpeakerTurn(start, end, order[label], _overlaps_any(start, end, overlaps))
+        Turn(start, end, order[label], {"overlap": overlaps_any(start, end, overlaps)})
         for start, end, label in tracks
         if end > start
     ]
@@ -115,12 +107,14 @@ def diarize_samples(
     return Diarization(turns=turns, overlaps=overlaps, centroids=centroids)
 
 
-def _overlaps_any(start: float, end: float, regions: list[tuple[float, float]]) -> bool:
-    return any(min(end, stop) - max(start, begin) > 0 for begin, stop in regions)
-
-
 @dataclass(frozen=True)
 class DiarizeConfig(StageConfig):
+    """Options of the diarize stage (seconds unless the name says otherwise).
+
+    >>> DiarizeConfig(num_speakers=2).num_speakers   # the default pipeline then finds exactly two
+    2
+    """
+
     num_speakers: int | None = field(
         default=None, metadata={"help": "exact number of speakers, when known"}
     )
@@ -212,13 +206,14 @@ class Diarize(Stage[DiarizeConfig]):
     version = "1"
     Config = DiarizeConfig
 
-    def setup(self) -> None:
+    def setup(self, threads: int = 0) -> None:
         import torch
 
-        from synpara.models import build_offline_diarization, cpu_threads, load_user_diarization
+        from synpara.models.files import cpu_threads
+        from synpara.models.pyannote import build_offline_diarization, load_user_diarization
 
         config = self.config
-        torch.set_num_threads(cpu_threads(config.threads))
+        torch.set_num_threads(cpu_threads(config.threads, threads))
         if config.pipeline:
             self.pipeline = load_user_diarization(config.pipeline, config.token, config.device)
         else:
@@ -261,7 +256,7 @@ class Diarize(Stage[DiarizeConfig]):
         duration = float(cut.duration)
         # pyannote pads the last window: a turn may run past the end of the audio
         turns = [
-            SpeakerTurn(max(0.0, t.start), min(duration, t.end), t.speaker, t.overlap)
+            Turn(max(0.0, t.start), min(duration, t.end), t.speaker, t.custom)
             for t in result.turns
             if min(duration, t.end) > max(0.0, t.start)
         ]

@@ -100,7 +100,7 @@ class Export(Stage[ExportConfig]):
     version = "1"
     Config = ExportConfig
 
-    def setup(self, *args: Any, **kwargs: Any) -> None:
+    def setup(self, threads: int = 0) -> None:
         self._style: TagStyle | None = None
         # source path -> (size, mtime_ns, sha256 matches): hashing a long source once per worker
         self._source_ok: dict[str, bool] = {}

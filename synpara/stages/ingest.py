@@ -40,6 +40,13 @@ LIST_EXTENSIONS = (".txt", ".lst", ".list")
 
 @dataclass(frozen=True)
 class IngestConfig(StageConfig):
+    """Options of the ingest stage: the working copy's rate and where it goes, and which files
+    are refused.
+
+    >>> IngestConfig().sample_rate
+    16000
+    """
+
     sample_rate: int = field(default=16000, metadata={"help": "working sample rate in Hz"})
     audio_dir: str | None = field(
         default=None, metadata={"help": "where working copies go (default: OUTPUT/audio)"}

@@ -10,7 +10,7 @@ Per cut:
    Whisper's times as the starting point.
 2. Event onsets go where the event's energy rises, offsets where it decays into the floor; an
    event is trimmed off a word unless both are confident (then both stay, flagged).
-3. Each speaker turn is split at pauses into utterances of ``min_duration``..``max_duration`` s,
+3. Each speaker turn is split at pauses into utterances of ``min_utterance``..``max_utterance`` s,
    never through an event; each split is validated by re-transcribing the halves
    (CER < ``split_cer``).
 4. Filters: too short / too long, characters per second outside the IQR fence, low ASR
@@ -24,7 +24,7 @@ characters per second go to ``custom["synpara"]["refine"]``. ``supervision.text`
 
 Example::
 
-    synpara refine -i output/detect/cuts.jsonl.gz -o output/refine --min-duration 2
+    synpara refine -i output/detect/cuts.jsonl.gz -o output/refine --min-utterance 2
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ import numpy as np
 
 from synpara.audio import SAMPLE_RATE, clipping_fraction, load_cut_audio
 from synpara.errors import SynparaError
+from synpara.frames import FrameFeatures, frame_features, mask_frames, snr_db
+from synpara.intervals import Span, total_overlap
 from synpara.manifest import EVENT, WORD, alignment_item, round_time, synpara_meta
 from synpara.segment import (
     FilterConfig,
@@ -48,22 +50,11 @@ from synpara.segment import (
     filter_reason,
     normalise_text,
     plan_segments,
-    split_cer,
+    validate_split,
 )
 from synpara.stage import RecordContext, Reject, Stage, StageConfig
-from synpara.tagging import render_tag, tagged_text
-from synpara.timing import (
-    HOP,
-    FrameFeatures,
-    SnapConfig,
-    Span,
-    ctc_word_times,
-    frame_features,
-    mask_frames,
-    refine_event,
-    resolve_overlaps,
-    snap_words,
-)
+from synpara.tagged_text import render_tag, tagged_text
+from synpara.timing import SnapConfig, refine_event, resolve_overlaps, snap_words
 
 if TYPE_CHECKING:
     from lhotse.cut import Cut
@@ -98,11 +89,12 @@ class RefineConfig(StageConfig):
     segment: bool = field(
         default=True, metadata={"help": "split turns into utterances and filter them"}
     )
-    min_duration: float = field(default=3.0, metadata={"help": "shortest utterance kept"})
-    max_duration: float = field(default=30.0, metadata={"help": "longest utterance kept"})
+    min_utterance: float = field(default=3.0, metadata={"help": "shortest utterance kept"})
+    max_utterance: float = field(default=30.0, metadata={"help": "longest utterance kept"})
     min_pause: float = field(default=0.2, metadata={"help": "shortest pause a split may use"})
     split_pause: float = field(
-        default=1.0, metadata={"help": "pauses this long split turns shorter than max_duration too"}
+        default=1.0,
+        metadata={"help": "pauses this long split turns shorter than max_utterance too"},
     )
     event_margin: float = field(default=0.2, metadata={"help": "no split this close to an event"})
     pad: float = field(default=0.1, metadata={"help": "silence kept around each utterance"})
@@ -120,7 +112,9 @@ class RefineConfig(StageConfig):
     )
     beam_size: int = field(default=1, metadata={"help": "beam size of split validation"})
     threads: int = field(
-        default=0, metadata={"help": "CPU threads for Whisper (0: the executor's share)"}
+        default=0,
+        metadata={"help": "CPU threads for Whisper, Silero VAD and the CTC model (0: the "
+                  "executor's share)"},
     )
     min_asr_confidence: float = field(
         default=0.4, metadata={"help": "reject utterances whose mean word probability is lower"}
@@ -150,8 +144,9 @@ class RefineConfig(StageConfig):
         need(self.aligner != "ctc" or bool(self.ctc_model), "aligner ctc needs --ctc-model DIR")
         need(self.max_shift > 0, f"max_shift must be > 0, got {self.max_shift}")
         need(self.event_search >= 0, f"event_search must be >= 0, got {self.event_search}")
-        need(0 < self.min_duration < self.max_duration,
-             f"need 0 < min_duration < max_duration, got {self.min_duration}, {self.max_duration}")
+        need(0 < self.min_utterance < self.max_utterance,
+             f"need 0 < min_utterance < max_utterance, got {self.min_utterance}, "
+             f"{self.max_utterance}")
         need(self.min_pause >= 0 and self.pad >= 0 and self.event_margin >= 0,
              "min_pause, pad and event_margin must be >= 0")
         need(0 < self.split_cer <= 1, f"split_cer must be in (0, 1], got {self.split_cer}")
@@ -166,14 +161,14 @@ class RefineConfig(StageConfig):
 
     def segment_config(self) -> SegmentConfig:
         return SegmentConfig(
-            min_duration=self.min_duration, max_duration=self.max_duration,
+            min_duration=self.min_utterance, max_duration=self.max_utterance,
             min_pause=self.min_pause, split_pause=self.split_pause,
             event_margin=self.event_margin, pad=self.pad,
         )
 
     def filter_config(self) -> FilterConfig:
         return FilterConfig(
-            min_duration=self.min_duration, max_duration=self.max_duration,
+            min_duration=self.min_utterance, max_duration=self.max_utterance,
             min_asr_confidence=self.min_asr_confidence, cps_range=(self.min_cps, self.max_cps),
             max_overlap=self.max_overlap, max_clipping=self.max_clipping,
             min_snr_db=self.min_snr_db,
@@ -181,8 +176,9 @@ class RefineConfig(StageConfig):
 
 
 @dataclass
-class _Turn:
-    """One input supervision with its refined words and events (recording time)."""
+class RefinedTurn:
+    """One input supervision (a speaker turn) with its refined words and events (recording
+    time) and what refining them recorded."""
 
     supervision: SupervisionSegment
     words: list[Span]
@@ -207,17 +203,24 @@ class Refine(Stage[RefineConfig]):
     version = "1"
     Config = RefineConfig
 
-    def setup(self) -> None:
-        from synpara.models import cpu_threads, load_ctc_aligner, load_silero_vad, load_whisper
+    def setup(self, threads: int = 0) -> None:
+        import torch
+
+        from synpara.models.ctc import load_ctc_aligner
+        from synpara.models.files import cpu_threads
+        from synpara.models.vad import load_silero_vad
+        from synpara.models.whisper import load_whisper
 
         config = self.config
+        torch.set_num_threads(cpu_threads(config.threads, threads))  # Silero VAD, the CTC model
         self.vad = load_silero_vad() if config.vad else None
         # validate() guarantees a ctc_model whenever the CTC aligner is chosen
         use_ctc = config.aligner == "ctc" and config.ctc_model
         self.ctc = load_ctc_aligner(config.ctc_model) if use_ctc and config.ctc_model else None
         self.whisper = None
         if config.segment and config.validate_splits:
-            self.whisper = load_whisper(config.asr_model, threads=cpu_threads(config.threads))
+            self.whisper = load_whisper(config.asr_model,
+                                        threads=cpu_threads(config.threads, threads))
 
     @property
     def model_id(self) -> str | None:
@@ -266,7 +269,7 @@ class Refine(Stage[RefineConfig]):
 
     def _refine_turn(
         self, cut: Cut, sup: SupervisionSegment, samples: np.ndarray, features: FrameFeatures
-    ) -> _Turn:
+    ) -> RefinedTurn:
         config = self.config
         alignment = sup.alignment or {}
         raw_words = sorted(alignment.get(WORD, []), key=lambda w: (w.start, w.end))
@@ -316,7 +319,7 @@ class Refine(Stage[RefineConfig]):
             event_info[e_index]["overlaps_word"] = True
         index_map = {old: new for new, old in enumerate(i for i, e in enumerate(kept) if e)}
         overlaps = [(index_map[e], w) for e, w in overlaps if e in index_map]
-        return _Turn(sup, words, [e for e, _ in survivors], word_info,
+        return RefinedTurn(sup, words, [e for e, _ in survivors], word_info,
                      [info for _, info in survivors], overlaps)
 
     def _ctc_prior(self, cut: Cut, sup: SupervisionSegment, samples: np.ndarray,
@@ -327,6 +330,8 @@ class Refine(Stage[RefineConfig]):
         start_sample = max(0, int((sup.start) * SAMPLE_RATE))
         end_sample = min(len(samples), int((sup.start + sup.duration) * SAMPLE_RATE))
         log_probs, frame_seconds = ctc.log_probs(samples[start_sample:end_sample])
+        from synpara.models.ctc import ctc_word_times
+
         times = ctc_word_times(log_probs, frame_seconds, [w.symbol for w in raw_words],
                                ctc.vocab, ctc.blank, ctc.delimiter)
         offset = cut.start + start_sample / SAMPLE_RATE
@@ -335,7 +340,7 @@ class Refine(Stage[RefineConfig]):
 
     # ---- output ----------------------------------------------------------------------------
 
-    def _whole_cut(self, cut: Cut, turns: list[_Turn], features: FrameFeatures) -> Cut:
+    def _whole_cut(self, cut: Cut, turns: list[RefinedTurn], features: FrameFeatures) -> Cut:
         supervisions = [
             self._supervision(turn.supervision, turn.supervision.id, turn.supervision.start,
                               turn.supervision.duration,
@@ -346,12 +351,12 @@ class Refine(Stage[RefineConfig]):
         self._meta(out, turns, None)
         return out
 
-    def _utterances(self, cut: Cut, turns: list[_Turn], samples: np.ndarray,
+    def _utterances(self, cut: Cut, turns: list[RefinedTurn], samples: np.ndarray,
                     features: FrameFeatures) -> list[Cut | Reject]:
         from lhotse.utils import fastcopy
 
         config = self.config
-        planned: list[tuple[_Turn, Piece]] = []
+        planned: list[tuple[RefinedTurn, Piece]] = []
         for turn in turns:
             sup = turn.supervision
             start = cut.start + sup.start
@@ -390,8 +395,8 @@ class Refine(Stage[RefineConfig]):
             results.append(out)
         return results
 
-    def _validator(self, turn: _Turn, samples: np.ndarray, cut_start: float):
-        from synpara.stages.transcribe import WhisperOptions, transcribe_words
+    def _validator(self, turn: RefinedTurn, samples: np.ndarray, cut_start: float):
+        from synpara.asr import WhisperOptions, transcribe_words
 
         config = self.config
         options = WhisperOptions(language=config.language, beam_size=config.beam_size,
@@ -412,17 +417,14 @@ class Refine(Stage[RefineConfig]):
 
         return validate
 
-    def _stats(self, cut: Cut, turns: list[_Turn], turn: _Turn, piece: Piece,
+    def _stats(self, cut: Cut, turns: list[RefinedTurn], turn: RefinedTurn, piece: Piece,
                samples: np.ndarray, features: FrameFeatures) -> UtteranceStats:
         words = turn.words[piece.first_word : piece.last_word]
         lo = max(0, int(round((piece.start - cut.start) * SAMPLE_RATE)))
         hi = min(len(samples), int(round((piece.end - cut.start) * SAMPLE_RATE)))
         others = [t.supervision for t in turns if t.supervision.speaker != turn.supervision.speaker]
-        overlap = sum(
-            max(0.0, min(piece.end, cut.start + o.start + o.duration) - max(piece.start,
-                                                                            cut.start + o.start))
-            for o in others
-        )
+        overlap = total_overlap(piece.start, piece.end, [
+            (cut.start + o.start, cut.start + o.start + o.duration) for o in others])
         return UtteranceStats(
             duration=piece.duration,
             words=len(words),
@@ -430,7 +432,7 @@ class Refine(Stage[RefineConfig]):
             asr_confidence=float(np.mean([w.score for w in words])) if words else 0.0,
             overlap=overlap / piece.duration if piece.duration > 0 else 0.0,
             clipping=clipping_fraction(samples[lo:hi]),
-            snr_db=_snr_db(features, words, cut.start),
+            snr_db=snr_db(features, [(w.start, w.end) for w in words], cut.start),
         )
 
     def _supervision(self, sup: SupervisionSegment, sup_id: str, start: float, duration: float,
@@ -454,7 +456,7 @@ class Refine(Stage[RefineConfig]):
             text=" ".join(w.label for w in words), alignment=alignment, custom=custom,
         )
 
-    def _meta(self, out: Cut, turns: list[_Turn], utterance: tuple | None) -> dict[str, Any]:
+    def _meta(self, out: Cut, turns: list[RefinedTurn], utterance: tuple | None) -> dict[str, Any]:
         info: dict[str, Any] = {}
         if utterance is None:
             info["words"] = [i for t in turns for i in t.word_info]
@@ -476,38 +478,9 @@ class Refine(Stage[RefineConfig]):
         return info
 
 
-def validate_split(
-    transcribe: Any, text_between: Any, start: float, split: float, end: float, threshold: float
-) -> tuple[bool, float]:
-    """SynParaSpeech's split-point check: re-transcribe ``[start, split]`` and ``[split, end]``
-    and keep the split only if each half's text matches the words the whole has there
-    (worst-half CER below ``threshold``). ``transcribe(a, b)`` and ``text_between(a, b)`` return
-    text for a time range (recording time)."""
-    error = split_cer(transcribe(start, split), transcribe(split, end),
-                      text_between(start, split), text_between(split, end))
-    return error < threshold, error
-
-
-def _snr_db(features: FrameFeatures, words: list[Span], offset: float) -> float:
-    """Speech power in the words' frames over the recording's noise floor (dB)."""
-    if not words:
-        return 0.0
-    frames = np.concatenate([
-        np.arange(int((w.start - offset) / HOP), max(int((w.end - offset) / HOP),
-                                                     int((w.start - offset) / HOP) + 1))
-        for w in words
-    ])
-    frames = frames[(frames >= 0) & (frames < features.frames)]
-    if frames.size == 0:
-        return 0.0
-    speech = float(np.mean(10 ** (features.energy_db[frames] / 10)))
-    noise = 10 ** (features.noise_floor_db / 10)
-    return float(min(100.0, 10 * np.log10(max(speech - noise, 1e-12) / max(noise, 1e-12))))
-
-
 def _mostly_inside_words(event: Any, words: list) -> bool:
     """True when more than half of the event lies inside word spans (laughing while speaking)."""
-    inside = sum(max(0.0, min(event.end, w.end) - max(event.start, w.start)) for w in words)
+    inside = total_overlap(event.start, event.end, [(w.start, w.end) for w in words])
     return inside > 0.5 * max(event.duration, 1e-6)
 
 

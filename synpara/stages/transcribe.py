@@ -12,7 +12,8 @@ it may hold a laugh or a breath). Without turns, all words get the speaker ``<re
 and supervisions split at pauses longer than ``max_pause``. Existing ``alignment["event"]`` items
 are kept.
 
-:func:`transcribe_words` is the reusable core (refine re-transcribes split halves with it).
+The decoding itself is :func:`synpara.asr.transcribe_audio` (refine re-transcribes split halves
+with :func:`synpara.asr.transcribe_words`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from synpara.audio import SAMPLE_RATE, load_cut_audio
+from synpara.asr import VERBATIM_PROMPT, Transcript, WhisperOptions, Word, transcribe_audio
+from synpara.audio import load_cut_audio
 from synpara.errors import SynparaError
+from synpara.intervals import Turn, best_match
 from synpara.manifest import EVENT, WORD, alignment_item, attach_events, round_time, synpara_meta
 from synpara.stage import RecordContext, Reject, Stage, StageConfig
 
@@ -34,195 +35,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: A prompt in the style of spontaneous speech: Whisper imitates its prompt's style, so it keeps
-#: fillers and hesitations it would otherwise drop as disfluencies.
-VERBATIM_PROMPT = "Um, so, uh, I was like, hmm... well, you know, I mean, uh, yeah. Mm-hmm."
-
-
-@dataclass(frozen=True, slots=True)
-class Word:
-    """One recognised word; times in seconds (relative to the samples given, plus ``offset``)."""
-
-    start: float
-    end: float
-    text: str
-    probability: float
-
-
-@dataclass(frozen=True)
-class WhisperOptions:
-    """Decoding options of :func:`transcribe_words` (some of faster-whisper's, our defaults).
-
-    >>> WhisperOptions(language="en", beam_size=1).beam_size
-    1
-    """
-
-    language: str | None = None
-    beam_size: int = 5
-    batch_size: int = 1
-    vad_filter: bool = True
-    initial_prompt: str | None = None
-    condition_on_previous_text: bool = False
-    chunk_seconds: float = 600.0
-
-
-@dataclass(frozen=True)
-class Transcript:
-    """Words plus the language they were decoded in."""
-
-    words: list[Word]
-    language: str
-    language_probability: float
-
-
-def transcribe_words(
-    model: Any, samples: np.ndarray, options: WhisperOptions | None = None, *, offset: float = 0.0
-) -> list[Word]:
-    """Words of mono 16 kHz float32 ``samples``, in time order, inside the audio, not overlapping.
-
-    ``model`` is a ``faster_whisper.WhisperModel`` (e.g. from ``synpara.models.load_whisper``);
-    ``offset`` (seconds) is added to every time, so a caller passing a slice of a recording gets
-    recording time back.
-
-    >>> words = transcribe_words(load_whisper("tiny.en"), samples, WhisperOptions(language="en"))
-    >>> [(w.text, round(w.start, 2)) for w in words][:2]
-    [('And', 0.3), ('so', 0.6)]
-    """
-    return transcribe_audio(model, samples, options, offset=offset).words
-
-
-def transcribe_audio(
-    model: Any, samples: np.ndarray, options: WhisperOptions | None = None, *, offset: float = 0.0
-) -> Transcript:
-    """Like :func:`transcribe_words`, plus the language (detected once, on the first chunk).
-
-    Audio longer than ``options.chunk_seconds`` is cut at the longest VAD pause near each chunk
-    boundary, so memory stays bounded and no word is cut in two.
-    """
-    options = options or WhisperOptions()
-    samples = np.ascontiguousarray(samples, dtype=np.float32)
-    if samples.ndim != 1:
-        raise SynparaError(f"transcribe expects mono samples, got shape {samples.shape}")
-    language = options.language
-    language_probability = 1.0 if language else 0.0
-    words: list[Word] = []
-    bounds = pause_split_points(samples, int(options.chunk_seconds * SAMPLE_RATE))
-    for start_sample, end_sample in zip(bounds[:-1], bounds[1:]):
-        chunk = samples[start_sample:end_sample]
-        chunk_words, info = _transcribe_chunk(model, chunk, options, language)
-        if language is None:
-            language, language_probability = info.language, float(info.language_probability)
-        chunk_offset = offset + start_sample / SAMPLE_RATE
-        words.extend(
-            Word(w.start + chunk_offset, w.end + chunk_offset, w.text, w.probability)
-            for w in chunk_words
-        )
-    duration = len(samples) / SAMPLE_RATE
-    return Transcript(
-        words=_tidy(words, offset, offset + duration),
-        language=language or "",
-        language_probability=language_probability,
-    )
-
-
-def _transcribe_chunk(
-    model: Any, samples: np.ndarray, options: WhisperOptions, language: str | None
-) -> tuple[list[Word], Any]:
-    kwargs: dict[str, Any] = dict(
-        language=language,
-        beam_size=options.beam_size,
-        word_timestamps=True,
-        vad_filter=options.vad_filter,
-        initial_prompt=options.initial_prompt,
-        condition_on_previous_text=options.condition_on_previous_text,
-    )
-    if options.batch_size > 1:
-        from faster_whisper import BatchedInferencePipeline
-
-        # The batched pipeline needs speech chunks to batch; it always runs its VAD.
-        kwargs.pop("condition_on_previous_text")
-        kwargs["vad_filter"] = True
-        segments, info = BatchedInferencePipeline(model).transcribe(
-            samples, batch_size=options.batch_size, **kwargs
-        )
-    else:
-        segments, info = model.transcribe(samples, **kwargs)
-    words = [
-        Word(float(w.start), float(w.end), w.word.strip(), float(w.probability))
-        for segment in segments  # a generator: decoding happens here
-        for w in segment.words or []
-    ]
-    return words, info
-
-
-def _tidy(words: list[Word], start: float, end: float) -> list[Word]:
-    """Sort, clip to ``[start, end]`` and remove overlaps (Whisper's word times can cross by a few
-    ms at segment joins); empty tokens are dropped."""
-    tidy: list[Word] = []
-    previous_end = start
-    for word in sorted(words, key=lambda w: (w.start, w.end)):
-        if not word.text:
-            continue
-        word_start = min(max(word.start, previous_end), end)
-        word_end = min(max(word.end, word_start), end)
-        tidy.append(Word(word_start, word_end, word.text, word.probability))
-        previous_end = word_end
-    return tidy
-
-
-def pause_split_points(samples: np.ndarray, max_chunk_samples: int) -> list[int]:
-    """Chunk boundaries (sample indices, first 0, last ``len(samples)``) no further apart than
-    ``max_chunk_samples``, each placed in the middle of the longest speech pause that Silero VAD
-    finds in the second half of the chunk (a hard cut only where there is no pause at all)."""
-    total = len(samples)
-    if max_chunk_samples <= 0 or total <= max_chunk_samples:
-        return [0, total]
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    speech = get_speech_timestamps(samples, VadOptions(min_silence_duration_ms=300))
-    pauses = [(a["end"], b["start"]) for a, b in zip(speech, speech[1:])]
-    if speech:
-        pauses = [(0, speech[0]["start"]), *pauses, (speech[-1]["end"], total)]
-    bounds = [0]
-    while total - bounds[-1] > max_chunk_samples:
-        low, high = bounds[-1] + max_chunk_samples // 2, bounds[-1] + max_chunk_samples
-        # (length of the pause inside the window, its middle) for each pause reaching into it
-        clipped = [(max(begin, low), min(stop, high)) for begin, stop in pauses]
-        candidates = [(stop - begin, (begin + stop) // 2) for begin, stop in clipped
-                      if stop > begin]
-        bounds.append(max(candidates)[1] if candidates else high)
-    bounds.append(total)
-    return bounds
-
-
 # --------------------------------------------------------------------------- speakers
-
-
-@dataclass(frozen=True, slots=True)
-class Turn:
-    """A speaker turn in recording time; ``custom`` is its diarization supervision's (overlap)."""
-
-    start: float
-    end: float
-    speaker: str
-    custom: dict[str, Any] | None = None
 
 
 def assign_turns(words: list[Word], turns: list[Turn]) -> list[int]:
     """Index of the turn each word overlaps most; the nearest turn when it overlaps none."""
-    if not turns:
-        return [0] * len(words)
-    starts = np.array([t.start for t in turns])
-    ends = np.array([t.end for t in turns])
-    assigned = []
-    for word in words:
-        overlap = np.minimum(ends, word.end) - np.maximum(starts, word.start)
-        if overlap.max() > 0:
-            assigned.append(int(overlap.argmax()))
-        else:
-            distance = np.maximum(starts - word.end, word.start - ends)
-            assigned.append(int(distance.argmin()))
-    return assigned
+    spans = [(turn.start, turn.end) for turn in turns]
+    return [best_match(word.start, word.end, spans) for word in words]
 
 
 def default_speaker(recording_id: str) -> str:
@@ -235,6 +54,13 @@ def default_speaker(recording_id: str) -> str:
 
 @dataclass(frozen=True)
 class TranscribeConfig(StageConfig):
+    """Options of the transcribe stage: the Whisper model and how it decodes, and how words
+    become supervisions (seconds unless the name says otherwise).
+
+    >>> TranscribeConfig(model="tiny.en", beam_size=1).whisper_options().beam_size
+    1
+    """
+
     model: str = field(
         default="base",
         metadata={"help": "base (offline, multilingual), tiny.en (offline, fast), a local "
@@ -247,7 +73,7 @@ class TranscribeConfig(StageConfig):
     batch_size: int = field(
         default=1, metadata={"help": "> 1: batched decoding of VAD chunks (faster on GPU)"}
     )
-    vad_filter: bool = field(
+    vad: bool = field(
         default=True, metadata={"help": "skip non-speech with faster-whisper's Silero VAD"}
     )
     verbatim: bool = field(
@@ -299,7 +125,7 @@ class TranscribeConfig(StageConfig):
             language=self.language,
             beam_size=self.beam_size,
             batch_size=self.batch_size,
-            vad_filter=self.vad_filter,
+            vad_filter=self.vad,
             initial_prompt=prompt,
             chunk_seconds=self.chunk_seconds,
         )
@@ -320,12 +146,13 @@ class Transcribe(Stage[TranscribeConfig]):
     version = "1"
     Config = TranscribeConfig
 
-    def setup(self) -> None:
-        from synpara.models import cpu_threads, load_whisper
+    def setup(self, threads: int = 0) -> None:
+        from synpara.models.files import cpu_threads
+        from synpara.models.whisper import load_whisper
 
         config = self.config
-        threads = cpu_threads(config.threads)
-        self.model = load_whisper(config.model, config.device, config.compute_type, threads)
+        self.model = load_whisper(config.model, config.device, config.compute_type,
+                                  cpu_threads(config.threads, threads))
 
     @property
     def model_id(self) -> str:

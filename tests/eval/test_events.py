@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from synpara.errors import SynparaError
-from synpara.eval.events import Event, Recording, command, load_events, match, score
+from synpara.eval.events import Event, RecordingEvents, command, load_events, match, score
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:
@@ -22,12 +22,13 @@ def test_each_truth_is_used_once_and_categories_must_agree():
     truth = [Event("laughter", 1.0, 2.0)]
     pred = [Event("laughter", 1.1, 1.5), Event("laughter", 1.6, 1.9)]
     assert len(match(truth, pred)) == 1
-    scores = score({"a": Recording("a", 10.0, truth)}, {"a": Recording("a", 10.0, pred)})
+    scores = score({"a": RecordingEvents("a", 10.0, truth)},
+                   {"a": RecordingEvents("a", 10.0, pred)})
     row = scores.categories["laughter"]
     assert (row.hits, row.precision, row.recall) == (1, 0.5, 1.0)
     # A cough at the same place is not a laughter hit.
-    other = score({"a": Recording("a", 10.0, truth)},
-                  {"a": Recording("a", 10.0, [Event("cough", 1.0, 2.0)])})
+    other = score({"a": RecordingEvents("a", 10.0, truth)},
+                  {"a": RecordingEvents("a", 10.0, [Event("cough", 1.0, 2.0)])})
     assert other.categories["laughter"].recall == 0.0
     assert other.categories["cough"].precision == 0.0
 
@@ -40,10 +41,10 @@ def test_matching_maximises_overlap():
 
 
 def test_timing_errors_and_false_alarms_per_minute():
-    truth = {"a": Recording("a", 30.0, [Event("laughter", 1.0, 2.0)]),
-             "c": Recording("c", 120.0, [])}
-    pred = {"a": Recording("a", 30.0, [Event("laughter", 1.2, 2.5)]),
-            "c": Recording("c", 120.0, [Event("breath", 3.0, 3.5), Event("cough", 9.0, 9.4)])}
+    truth = {"a": RecordingEvents("a", 30.0, [Event("laughter", 1.0, 2.0)]),
+             "c": RecordingEvents("c", 120.0, [])}
+    pred = {"a": RecordingEvents("a", 30.0, [Event("laughter", 1.2, 2.5)]),
+            "c": RecordingEvents("c", 120.0, [Event("breath", 3.0, 3.5), Event("cough", 9.0, 9.4)])}
     scores = score(truth, pred)
     assert math.isclose(scores.categories["laughter"].median_onset_error, 0.2)
     assert math.isclose(scores.categories["laughter"].median_offset_error, 0.5)

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from synpara.errors import SynparaError
-from synpara.eval.words import TimedWord, command, match_words, read_manifest_words, score_words
+from synpara.eval.words import Word, command, match_words, read_manifest_words, score_words
 from synpara.manifest import alignment_item, write_cuts
 
 
@@ -19,8 +19,8 @@ def test_match_words_survives_insertions_and_punctuation():
 
 
 def test_score_words_figures():
-    truth = {"r": [TimedWord("a", 1.0, 1.5), TimedWord("b", 2.0, 2.5), TimedWord("c", 3.0, 3.5)]}
-    pred = {"r": [TimedWord("a", 0.8, 1.5), TimedWord("b", 2.0, 2.6), TimedWord("x", 3.0, 3.5)]}
+    truth = {"r": [Word("a", 1.0, 1.5), Word("b", 2.0, 2.5), Word("c", 3.0, 3.5)]}
+    pred = {"r": [Word("a", 0.8, 1.5), Word("b", 2.0, 2.6), Word("x", 3.0, 3.5)]}
     score = score_words(truth, pred)
     assert score.matched == 2 and score.match_rate == pytest.approx(2 / 3, abs=1e-4)
     assert score.start_median_ms == pytest.approx(100.0)

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from synpara.asr import Word
 from synpara.errors import SynparaError
-from synpara.eval.words import TimedWord, match_words, normalise_word, score_words
+from synpara.eval.words import match_words, normalise_word, score_words
 from synpara.manifest import alignment_item, items, write_cuts
-from synpara.segment import SegmentConfig, plan_segments
+from synpara.segment import validate_split
 from synpara.stage import RecordContext, Reject
-from synpara.stages.refine import Refine, RefineConfig, validate_split
-from synpara.timing import Span, ctc_word_times, resolve_overlaps
+from synpara.stages.refine import Refine, RefineConfig
 from tests.conftest import SHARED_DATA, cut_for_file
 from tests.synth import (
     SENTENCES,
@@ -67,7 +67,7 @@ def _run(stage: Refine, cut, tmp_path: Path):
 
 @pytest.mark.slow
 def test_refined_word_times_beat_whisper_on_espeak_sentences(tmp_path, whisper):
-    from synpara.stages.transcribe import WhisperOptions, transcribe_words
+    from synpara.asr import WhisperOptions, transcribe_words
 
     rng = np.random.default_rng(2026)
     stage = Refine(RefineConfig(segment=False))
@@ -79,9 +79,9 @@ def test_refined_word_times_beat_whisper_on_espeak_sentences(tmp_path, whisper):
         name = f"s{index}"
         cut = _run(stage, _cut(tmp_path, name, sentence.samples,
                                [(w.text, w.start, w.end, w.probability) for w in words]), tmp_path)
-        truth[name] = [TimedWord(w.text, w.start, w.end) for w in sentence.words]
-        raw[name] = [TimedWord(w.text, w.start, w.end) for w in words]
-        refined[name] = [TimedWord(w.symbol, w.start, w.end) for w in items(cut, "word")]
+        truth[name] = [Word(w.text, w.start, w.end) for w in sentence.words]
+        raw[name] = [Word(w.text, w.start, w.end) for w in words]
+        refined[name] = [Word(w.symbol, w.start, w.end) for w in items(cut, "word")]
         shifts = cut.custom["synpara"]["refine"]["words"]
         assert len(shifts) == len(words) and all(0 <= s["confidence"] <= 1 for s in shifts)
         starts = [w.start for w in refined[name]]
@@ -98,7 +98,7 @@ def test_refined_word_times_beat_whisper_on_espeak_sentences(tmp_path, whisper):
 def test_slow_speech_keeps_every_word_in_place(tmp_path, whisper):
     """At 130 words a minute stop closures inside words ("wan-ts", "wen-t") are as long as the
     pauses between words; no word may swallow its neighbour (this once cost 300-680 ms)."""
-    from synpara.stages.transcribe import WhisperOptions, transcribe_words
+    from synpara.asr import WhisperOptions, transcribe_words
 
     rng = np.random.default_rng(130)
     stage = Refine(RefineConfig(segment=False))
@@ -145,7 +145,7 @@ def test_spliced_vocalization_onset_within_20ms(tmp_path, label):
 
 @pytest.mark.slow
 def test_split_validation_rejects_a_cut_inside_a_word(whisper):
-    from synpara.stages.transcribe import WhisperOptions, transcribe_words
+    from synpara.asr import WhisperOptions, transcribe_words
 
     rng = np.random.default_rng(11)
     sentence = synth_sentence(SENTENCES[1].split(), rng, voice="en-gb", gap_range=(0.25, 0.35))
@@ -168,38 +168,14 @@ def test_split_validation_rejects_a_cut_inside_a_word(whisper):
     assert keep and error < 0.1
 
 
-# --------------------------------------------------------------------------- segmentation
-
-
-def _spans(times, label="w"):
-    return [Span(f"{label}{i}", a, b, 0.9) for i, (a, b) in enumerate(times)]
-
-
-def test_segments_split_at_pauses_keep_events_whole_and_respect_lengths():
-    # Three 4-second stretches of words separated by 1.5 s pauses; an event sits in the second
-    # pause, so the split there must go around it.
-    times = [(t, t + 0.4) for block in (0.0, 5.5, 11.0) for t in np.arange(block, block + 4, 0.5)]
-    words = _spans(times)
-    events = [Span("laughter", 9.55, 10.4, 0.9)]
-    config = SegmentConfig(min_duration=3.0, max_duration=30.0, split_pause=1.0)
-    pieces = plan_segments(words, events, 0.0, 15.0, config)
-    assert len(pieces) == 3
-    for piece in pieces:
-        assert config.min_duration <= piece.duration <= config.max_duration
-    (holder,) = [p for p in pieces if p.events]
-    assert holder.start <= 9.55 and holder.end >= 10.4
-    # A hard max forces splits at shorter pauses; a validator that refuses keeps the piece whole.
-    tight = SegmentConfig(min_duration=1.0, max_duration=6.0, split_pause=10.0)
-    assert all(p.duration <= 6.0 for p in plan_segments(words, events, 0.0, 15.0, tight))
-    refused = plan_segments(words, [], 0.0, 15.0, tight, lambda a, s, b: (False, 1.0))
-    assert len(refused) == 1 and len(refused[0].rejected_splits) == 2  # both long pauses tried
+# --------------------------------------------------------------------------- filters
 
 
 def test_filters_reject_with_reasons(tmp_path):
     rng = np.random.default_rng(3)
     sentence = synth_sentence(SENTENCES[2].split(), rng, voice="en-us")
     words = [(w.text, w.start, w.end, 0.9) for w in sentence.words]
-    stage = Refine(RefineConfig(validate_splits=False, min_duration=1.0))
+    stage = Refine(RefineConfig(validate_splits=False, min_utterance=1.0))
     stage.setup()
     out = _run(stage, _cut(tmp_path, "ok", sentence.samples, words), tmp_path)
     assert isinstance(out, list) and len(out) == 1
@@ -208,8 +184,8 @@ def test_filters_reject_with_reasons(tmp_path):
     assert out[0].supervisions[0].text == sentence.text
 
     cases = {
-        "too short": RefineConfig(validate_splits=False, min_duration=20.0, max_duration=30.0),
-        "low ASR confidence": RefineConfig(validate_splits=False, min_duration=1.0,
+        "too short": RefineConfig(validate_splits=False, min_utterance=20.0, max_utterance=30.0),
+        "low ASR confidence": RefineConfig(validate_splits=False, min_utterance=1.0,
                                            min_asr_confidence=0.95),
     }
     def only_reject(result: object) -> Reject:
@@ -225,7 +201,7 @@ def test_filters_reject_with_reasons(tmp_path):
         assert reason in only_reject(result).reason
 
     clipped = np.clip(sentence.samples * 30, -1, 1)
-    stage = Refine(RefineConfig(validate_splits=False, min_duration=1.0))
+    stage = Refine(RefineConfig(validate_splits=False, min_utterance=1.0))
     stage.setup()
     result = _run(stage, _cut(tmp_path, "clip", clipped, words), tmp_path)
     assert "clipping" in only_reject(result).reason
@@ -234,28 +210,9 @@ def test_filters_reject_with_reasons(tmp_path):
     assert "SNR" in only_reject(result).reason
 
 
-def test_overlaps_trimmed_unless_both_confident():
-    words = [Span("so", 1.0, 1.5, 0.9), Span("funny", 2.0, 2.6, 0.3)]
-    events = [Span("laughter", 1.3, 1.9, 0.9), Span("laughter", 2.4, 3.4, 0.9)]
-    kept, flagged = resolve_overlaps(words, events, 0.5)
-    assert flagged == [(0, 0)]  # both confident: both stay
-    assert kept[0] == events[0]
-    assert kept[1] == Span("laughter", 2.6, 3.4, 0.9)  # trimmed off the unsure word
-
 
 # --------------------------------------------------------------------------- CTC backend
 
-
-def test_ctc_word_times_on_a_known_emission():
-    vocab = {"<pad>": 0, "|": 1, "A": 2, "B": 3}
-    # 10 frames of 20 ms: blank, A, A, blank, |, B, B, B, blank, blank
-    path = [0, 2, 2, 0, 1, 3, 3, 3, 0, 0]
-    log_probs = np.full((10, 4), -20.0, dtype=np.float32)
-    log_probs[np.arange(10), path] = 0.0
-    times = ctc_word_times(log_probs, 0.02, ["a", "b", "42"], vocab, blank=0)
-    assert times[0] == pytest.approx((0.02, 0.06))
-    assert times[1] == pytest.approx((0.10, 0.16))
-    assert times[2] is None  # no known characters: old times kept by the caller
 
 
 @pytest.mark.slow

@@ -13,23 +13,21 @@ import numpy as np
 import pytest
 import soundfile
 
-from synpara.audio import SAMPLE_RATE, decode, resample, to_mono
-from synpara.errors import SynparaError
-from synpara.eval.words import match_words, normalise_word
-from synpara.manifest import EVENT, WORD, alignment_item, iter_cuts, write_cuts
-from synpara.models import load_whisper, package_file, resolve_whisper_model, whisper_base_dir
-from synpara.stage import RecordContext, Reject
-from synpara.stages.transcribe import (
-    Transcribe,
-    TranscribeConfig,
-    Turn,
+from synpara.asr import (
     WhisperOptions,
     Word,
-    assign_turns,
     pause_split_points,
     transcribe_audio,
     transcribe_words,
 )
+from synpara.audio import SAMPLE_RATE, decode, resample, to_mono
+from synpara.errors import SynparaError
+from synpara.eval.words import match_words, normalise_word
+from synpara.intervals import Turn
+from synpara.manifest import EVENT, WORD, alignment_item, iter_cuts, write_cuts
+from synpara.models import load_whisper, package_file, resolve_whisper_model, whisper_base_dir
+from synpara.stage import RecordContext, Reject
+from synpara.stages.transcribe import Transcribe, TranscribeConfig, assign_turns
 from tests.conftest import REPO, cut_for_file
 from tests.synth import have_espeak, synth_sentence
 
@@ -233,10 +231,10 @@ def test_chunked_transcription_keeps_recording_time(tiny_stage, shared_data):
 def test_words_go_to_the_turn_they_overlap_most_else_the_nearest():
     turns = [Turn(0.0, 2.0, "A"), Turn(1.8, 4.0, "B"), Turn(6.0, 7.0, "A")]
     words = [
-        Word(0.1, 0.5, "one", 0.9),
-        Word(1.7, 2.2, "two", 0.9),  # 0.3 s with A, 0.4 s with B
-        Word(4.5, 4.8, "three", 0.9),  # in no turn: B ends 0.5 s before, A starts 1.2 s after
-        Word(6.2, 6.5, "four", 0.9),
+        Word("one", 0.1, 0.5, 0.9),
+        Word("two", 1.7, 2.2, 0.9),  # 0.3 s with A, 0.4 s with B
+        Word("three", 4.5, 4.8, 0.9),  # in no turn: B ends 0.5 s before, A starts 1.2 s after
+        Word("four", 6.2, 6.5, 0.9),
     ]
     assert assign_turns(words, turns) == [0, 1, 1, 2]
     assert assign_turns(words, []) == [0, 0, 0, 0]

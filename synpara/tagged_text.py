@@ -1,7 +1,7 @@
 """Text with nonverbal events inline: words and events merged in time order, tags in a chosen style.
 
 The canonical form is lowercase square brackets around the canonical label (``[laughter]``); the
-export stage picks another style for corpora that spell tags differently.
+``style`` argument renders another style for corpora that spell tags differently.
 
 >>> words = [("so", 0.0, 0.2), ("funny", 0.3, 0.7), ("right", 1.6, 1.9)]
 >>> events = [("laughter", 0.8, 1.5)]
