@@ -110,7 +110,8 @@ def _stage_command(name: str) -> click.Command:
     config_cls = stage_cls.Config
     hints = typing.get_type_hints(config_cls)
     fields = dataclasses.fields(config_cls)
-    reads_audio = name == "ingest"
+    # ingest, bank: several -i of audio paths (and manifests) rather than one manifest
+    reads_audio = name == "ingest" or getattr(stage_cls, "input_kind", "manifest") == "paths"
 
     def callback(**kwargs: Any) -> None:
         from synpara.executors import run_stage
@@ -160,7 +161,7 @@ def _stage_command(name: str) -> click.Command:
     order = list(STAGES)
     previous = order[order.index(name) - 1] if order.index(name) > 0 else "previous"
     example = (
-        "synpara ingest -i recordings/ -o output/ingest"
+        f"synpara {name} -i recordings/ -o output/{name}"
         if reads_audio
         else f"synpara {name} -i output/{previous}/cuts.jsonl.gz -o output/{name}"
     )

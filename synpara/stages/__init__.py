@@ -20,6 +20,7 @@ STAGES: dict[str, str] = {
     "transcribe": "synpara.stages.transcribe:Transcribe",
     "detect": "synpara.stages.detect:Detect",
     "refine": "synpara.stages.refine:Refine",
+    "bank": "synpara.stages.bank:Bank",
 }
 
 
