@@ -21,6 +21,7 @@ STAGES: dict[str, str] = {
     "detect": "synpara.stages.detect:Detect",
     "refine": "synpara.stages.refine:Refine",
     "bank": "synpara.stages.bank:Bank",
+    "tts": "synpara.stages.tts:Tts",
 }
 
 
