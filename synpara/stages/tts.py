@@ -142,9 +142,9 @@ class Tts(Stage[TtsConfig]):
                     if after in ".!?" and after
                     else config.word_gap
                 )
-                samples = int(round(rng.uniform(*gap) * rate))
-                pieces.append(np.zeros(samples, dtype=np.float32))
-                cursor += samples
+                gap_samples = int(round(rng.uniform(*gap) * rate))
+                pieces.append(np.zeros(gap_samples, dtype=np.float32))
+                cursor += gap_samples
         pieces.append(np.zeros(int(round(config.tail * rate)), dtype=np.float32))
         samples = np.concatenate(pieces)
         if config.noise_db is not None:
