@@ -22,6 +22,7 @@ STAGES: dict[str, str] = {
     "refine": "synpara.stages.refine:Refine",
     "bank": "synpara.stages.bank:Bank",
     "tts": "synpara.stages.tts:Tts",
+    "insert": "synpara.stages.insert:Insert",
 }
 
 
