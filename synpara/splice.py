@@ -268,3 +268,23 @@ def edge_fade(clip: np.ndarray, fade_samples: int) -> np.ndarray:
         clip[:n] *= ramp
         clip[-n:] *= ramp[::-1]
     return clip
+
+
+# --------------------------------------------------------------------------- host measures
+
+
+def speech_near(host: np.ndarray, spans: list[tuple[int, int]], lo: int, hi: int) -> np.ndarray:
+    """The host's word samples between ``lo`` and ``hi`` (all words when none lie there)."""
+    parts = [host[max(a, lo) : min(b, hi)] for a, b in spans if min(b, hi) > max(a, lo)]
+    if not parts:
+        parts = [host[a:b] for a, b in spans]
+    return np.concatenate(parts) if parts else host
+
+
+def host_f0_hz(host: np.ndarray, spans: list[tuple[int, int]], rate: int) -> float | None:
+    """The host speaker's F0 median over the words (analysed at most at 16 kHz: faster, same)."""
+    from synpara.audio import resample
+
+    speech = speech_near(host, spans, 0, len(host))
+    low_rate = min(rate, 16000)
+    return f0_median_hz(resample(speech, rate, low_rate), low_rate)

@@ -218,16 +218,21 @@ class Insert(Stage[InsertConfig]):
         placements = plan_events(slots, self.rules, categories, count, rng)
         if not placements:
             return Reject(no_slot_reason(slots, categories, self.rules, config.min_pause))
-        host_f0 = _host_f0(host, spans, rate)
+        from synpara.splice import host_f0_hz
+
+        host_f0 = host_f0_hz(host, spans, rate)
         pauses = [(a[1], b[0]) for a, b in zip(spans, spans[1:])] + [
             (0, spans[0][0]),
             (spans[-1][1], len(host)),
         ]
         events = [self._event(p, host, rate, host_f0, pauses, spans, rng) for p in placements]
-        out = self._splice(cut, host, rate, events, words, context)
+        out, output = self._splice(cut, host, rate, events, words, context)
         if self.gate is not None:
-            reason = self.gate.check(out, cut, events, host, rate)
+            reason = self.gate.check(out, host, output, rate, events)
             if reason is not None:
+                from pathlib import Path
+
+                Path(out.recording.sources[0].source).unlink(missing_ok=True)
                 return Reject(reason)
         return out
 
@@ -290,6 +295,7 @@ class Insert(Stage[InsertConfig]):
             quietest_stretch,
             room_tone,
             semitones_toward,
+            speech_near,
             splice_stretch,
         )
 
@@ -316,7 +322,7 @@ class Insert(Stage[InsertConfig]):
             shifted = pitch_shift(raw, rate, semitones, config.formant_follow)
             window = _sample(config.loudness_window, rate)
             at = placement.slot.at_sample
-            speech = _speech_near(host, spans, at - window, at + window)
+            speech = speech_near(host, spans, at - window, at + window)
             speech_lufs = loudness_lufs(speech, rate)
             target = speech_lufs + rule.gain_db + config.gain_db
             gain = gain_to_loudness(shifted, rate, target)
@@ -368,7 +374,7 @@ class Insert(Stage[InsertConfig]):
         events: list[_Event],
         words: list,
         context: RecordContext,
-    ) -> Cut:
+    ) -> tuple[Cut, np.ndarray]:
         from lhotse.utils import fastcopy
 
         from synpara.audio import write_flac_atomic
@@ -417,9 +423,10 @@ class Insert(Stage[InsertConfig]):
             alignment_item(e.symbol, moved(e.start), moved(e.start) + e.duration, e.score)
             for e in items(cut, EVENT)
         ]
-        return self._output_cut(
+        out = self._output_cut(
             cut, path, samples, rate, new_words, kept_events + new_events, events, fastcopy
         )
+        return out, samples
 
     def _output_cut(
         self,
@@ -506,21 +513,3 @@ def _sample(seconds: float, rate: int) -> int:
 
 def _r(value: float | None) -> float | None:
     return None if value is None else round(float(value), 2)
-
-
-def _speech_near(host: np.ndarray, spans: list[tuple[int, int]], lo: int, hi: int) -> np.ndarray:
-    """The host's word samples between ``lo`` and ``hi`` (all words when none lie there)."""
-    parts = [host[max(a, lo) : min(b, hi)] for a, b in spans if min(b, hi) > max(a, lo)]
-    if not parts:
-        parts = [host[a:b] for a, b in spans]
-    return np.concatenate(parts) if parts else host
-
-
-def _host_f0(host: np.ndarray, spans: list[tuple[int, int]], rate: int) -> float | None:
-    """The host speaker's F0 median over the words (analysed at most at 16 kHz: faster, same)."""
-    from synpara.audio import resample
-    from synpara.splice import f0_median_hz
-
-    speech = _speech_near(host, spans, 0, len(host))
-    low_rate = min(rate, 16000)
-    return f0_median_hz(resample(speech, rate, low_rate), low_rate)

@@ -308,3 +308,60 @@ def test_inserted_events_are_truth_for_eval(hosts: Path, bank: Path, tmp_path: P
     scores = json.loads(result.output)
     assert "laughter" in json.dumps(scores)
     assert '"recall": 1.0' in json.dumps(scores)
+
+
+def test_quality_gate_records_figures_and_rejects(hosts: Path, bank: Path, tmp_path: Path) -> None:
+    from synpara.gate import word_error_rate
+
+    assert word_error_rate(["so", "that", "was"], ["So,", "that", "was."]) == 0.0
+    assert word_error_rate(["a", "b", "c", "d"], ["a", "x", "c"]) == 0.5
+    out = tmp_path / "g"
+    main(
+        [
+            "insert",
+            "-i",
+            str(hosts),
+            "-o",
+            str(out),
+            "--bank",
+            str(bank),
+            "--workers",
+            "1",
+            "--gate",
+            "wer,speaker",
+            "--max-wer",
+            "0.5",
+            "--categories",
+            "cough",
+        ]
+    )
+    cuts = list(iter_cuts(out / "cuts.jsonl.gz"))
+    reasons = [r["reason"] for _, r in iter_json_lines(out / "rejects.jsonl.gz")]
+    assert len(cuts) + len(reasons) == 3 and all(r.startswith("gate: ") for r in reasons)
+    for cut in cuts:
+        insert = cut.custom["synpara"]["insert"]
+        assert insert["gate"]["wer"] <= 0.5 and insert["gate"]["transcript"]
+        (event,) = insert["events"]
+        assert -1 <= event["gate"]["speaker_similarity_after"] <= 1
+    # an impossible DNSMOS demand: every utterance is a reject naming the figure, audio removed
+    strict = tmp_path / "strict"
+    main(
+        [
+            "insert",
+            "-i",
+            str(hosts),
+            "-o",
+            str(strict),
+            "--bank",
+            str(bank),
+            "--workers",
+            "1",
+            "--gate",
+            "dnsmos",
+            "--max-dnsmos-drop",
+            "-5",
+        ]
+    )
+    reasons = [r["reason"] for _, r in iter_json_lines(strict / "rejects.jsonl.gz")]
+    assert len(reasons) == 3 and all("DNSMOS overall" in r for r in reasons)
+    assert not list((strict / "audio").glob("*.flac"))
