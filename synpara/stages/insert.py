@@ -92,7 +92,9 @@ class InsertConfig(StageConfig):
     )
     max_wer: float = field(default=0.1, metadata={"help": "gate: word error rate vs host words"})
     max_dnsmos_drop: float = field(
-        default=0.5, metadata={"help": "gate: DNSMOS overall may drop this much below the host's"}
+        default=1.0,
+        # DNSMOS scores a cough or a laugh as degradation: one event costs 0.3-0.7 of OVRL.
+        metadata={"help": "gate: DNSMOS overall may drop this much below the host's"},
     )
     min_speaker_similarity: float = field(
         default=-1.0, metadata={"help": "gate: CAM++ cosine of matched clip to host (-1: record)"}
@@ -179,6 +181,7 @@ class Insert(Stage[InsertConfig]):
             else:
                 self.clips.setdefault(clip.label, []).append(clip)
         self._audio: dict[tuple[str, int], np.ndarray] = {}
+        self._world: dict[tuple[str, int], Any] = {}  # WORLD analysis per clip and rate
         self.gate = None
         if config.gates:
             from synpara.gate import QualityGate
@@ -275,6 +278,14 @@ class Insert(Stage[InsertConfig]):
             self._audio[key] = resample(clip.load(), clip.sample_rate, rate)
         return self._audio[key]
 
+    def _analysis(self, clip: BankClip, rate: int, samples: np.ndarray) -> Any:
+        from synpara.splice import world_analysis
+
+        key = (clip.id, rate)
+        if key not in self._world:
+            self._world[key] = world_analysis(samples, rate)
+        return self._world[key]
+
     def _event(
         self,
         placement: Placement,
@@ -319,7 +330,13 @@ class Insert(Stage[InsertConfig]):
             raw = self._clip_audio(clip, rate)
             semitones = semitones_toward(clip.f0_hz, host_f0, config.max_pitch_shift)
             semitones = semitones if rule.pitch else 0.0
-            shifted = pitch_shift(raw, rate, semitones, config.formant_follow)
+            shifted = (
+                pitch_shift(
+                    raw, rate, semitones, config.formant_follow, self._analysis(clip, rate, raw)
+                )
+                if semitones
+                else raw
+            )
             window = _sample(config.loudness_window, rate)
             at = placement.slot.at_sample
             speech = speech_near(host, spans, at - window, at + window)
