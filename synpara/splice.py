@@ -18,10 +18,14 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synpara.errors import SynparaError
+
+if TYPE_CHECKING:
+    from lhotse.cut import Cut
 
 #: Loudness of digital silence (below BS.1770's absolute gate).
 SILENCE_LUFS = -70.0
@@ -317,3 +321,24 @@ def host_f0_hz(host: np.ndarray, spans: list[tuple[int, int]], rate: int) -> flo
     # 8 kHz, 10 ms frames: a speaking voice's F0 (60-500 Hz) is as clear, in a quarter of the time
     low_rate = min(rate, 8000)
     return f0_median_hz(resample(speech, rate, low_rate), low_rate, frame_period_ms=10.0)
+
+
+def host_samples(
+    cut: Cut, sample_rate: int, allow_upsample: bool = False
+) -> tuple[np.ndarray, int]:
+    """A cut's samples read at its source rate (ingest's record, or the TTS engine's) and
+    resampled to ``sample_rate`` only when that is lower (or upsampling is allowed): the 16 kHz
+    working copy is for analysis, a synthesized corpus keeps the host's full band."""
+    from synpara.audio import decode, load_cut_audio, resample, to_mono
+
+    source: dict[str, Any] = ((cut.custom or {}).get("synpara") or {}).get("source") or {}
+    try:
+        decoded = decode(source["path"])
+        rate = decoded.sample_rate
+        first = int(round(cut.start * rate))
+        samples = to_mono(decoded.samples)[first : first + int(round(cut.duration * rate))]
+    except (KeyError, SynparaError):
+        rate = int(cut.sampling_rate)
+        samples = load_cut_audio(cut, rate)
+    out_rate = sample_rate if sample_rate <= rate or allow_upsample else rate
+    return resample(samples, rate, out_rate), out_rate

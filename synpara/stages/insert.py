@@ -34,6 +34,7 @@ import numpy as np
 from synpara.errors import SynparaError
 from synpara.manifest import EVENT, WORD, alignment_item, items, round_time, synpara_meta
 from synpara.placement import Placement, find_slots, load_rules, no_slot_reason, plan_events
+from synpara.splice import host_samples
 from synpara.stage import RecordContext, Reject, Stage, StageConfig
 
 if TYPE_CHECKING:
@@ -45,65 +46,49 @@ logger = logging.getLogger(__name__)
 GATES = ("wer", "speaker", "dnsmos", "detector")
 
 
+def _option(default: Any, help_text: str) -> Any:
+    return field(default=default, metadata={"help": help_text})
+
+
 @dataclass(frozen=True)
 class InsertConfig(StageConfig):
     """Options of the insert stage (seconds unless the name says otherwise)."""
 
-    bank: str | None = field(
-        default=None, metadata={"help": "bank manifest (synpara bank); default: bundled clips"}
-    )
+    bank: str | None = _option(None, "bank manifest (synpara bank); default: bundled clips")
     categories: list[str] = field(
         default_factory=list, metadata={"help": "labels to insert (default: all the bank has)"}
     )
-    events_per_utterance: int = field(default=1, metadata={"help": "events per utterance"})
-    events_per_minute: float | None = field(
-        default=None, metadata={"help": "instead: Poisson rate per minute of host (at least 1)"}
-    )
-    sample_rate: int = field(default=24000, metadata={"help": "output rate (Hz)"})
-    allow_upsample: bool = field(
-        default=False, metadata={"help": "write above the host's own rate when asked"}
-    )
-    rules: str | None = field(default=None, metadata={"help": "placement rules YAML"})
-    min_pause: float = field(default=0.2, metadata={"help": "shortest pause used between words"})
-    clause_pause: float = field(default=0.3, metadata={"help": "pauses this long are clauses"})
-    crossfade: float = field(default=0.01, metadata={"help": "equal-power cross-fade at joins"})
-    gap: tuple[float, float] = field(
-        default=(0.06, 0.16), metadata={"help": "room tone between clip and words (min, max)"}
-    )
-    max_clip_duration: float = field(default=4.0, metadata={"help": "longest clip used"})
-    max_pitch_shift: float = field(default=12.0, metadata={"help": "largest shift (semitones)"})
-    formant_follow: float = field(
-        default=0.8, metadata={"help": "formants move by the pitch ratio to this power"}
-    )
-    loudness_window: float = field(
-        default=3.0, metadata={"help": "speech this far around the point sets the loudness"}
-    )
-    gain_db: float = field(default=0.0, metadata={"help": "extra gain on every clip (dB)"})
-    save_clips: bool = field(
-        default=False, metadata={"help": "also write each processed clip to OUTPUT/clips/"}
-    )
-    tag_style: str = field(default="bracket", metadata={"help": "tag style of tagged_text"})
-    gate: str = field(
-        default="wer,speaker,dnsmos",
-        metadata={
-            "help": "quality checks, comma-separated: wer, speaker, dnsmos, detector; "
-            "none switches the gate off"
-        },
-    )
-    max_wer: float = field(default=0.1, metadata={"help": "gate: word error rate vs host words"})
-    max_dnsmos_drop: float = field(
-        default=1.0,
-        # DNSMOS scores a cough or a laugh as degradation: one event costs 0.3-0.7 of OVRL.
-        metadata={"help": "gate: DNSMOS overall may drop this much below the host's"},
-    )
-    min_speaker_similarity: float = field(
-        default=-1.0, metadata={"help": "gate: CAM++ cosine of matched clip to host (-1: record)"}
-    )
-    detector_tolerance: float = field(
-        default=0.3, metadata={"help": "gate: detected onset within this of the inserted one"}
-    )
-    asr_model: str = field(default="base", metadata={"help": "gate: Whisper model"})
-    threads: int = field(default=0, metadata={"help": "CPU threads for models (0: auto)"})
+    events_per_utterance: int = _option(1, "events per utterance")
+    events_per_minute: float | None = _option(None, "instead: Poisson rate per minute (>= 1)")
+    sample_rate: int = _option(24000, "output rate (Hz)")
+    allow_upsample: bool = _option(False, "write above the host's own rate when asked")
+    rules: str | None = _option(None, "placement rules YAML (default: synpara/data/)")
+    min_pause: float = _option(0.2, "shortest pause used between words")
+    clause_pause: float = _option(0.3, "pauses this long are clause boundaries")
+    crossfade: float = _option(0.01, "equal-power cross-fade at each join")
+    gap: tuple[float, float] = _option((0.06, 0.16), "room tone between clip and words (min, max)")
+    max_clip_duration: float = _option(4.0, "longest clip used")
+    max_pitch_shift: float = _option(12.0, "largest pitch shift (semitones)")
+    formant_follow: float = _option(0.8, "formants move by the pitch ratio to this power")
+    loudness_window: float = _option(3.0, "speech this far around the point sets the loudness")
+    gain_db: float = _option(0.0, "extra gain on every clip (dB)")
+    save_clips: bool = _option(False, "also write each processed clip to OUTPUT/clips/")
+    tag_style: str = _option("bracket", "tag style of tagged_text")
+    placer: str = _option("rules", "rules, or llm (falls back to the rules with a reason)")
+    llm_url: str | None = _option(None, "OpenAI-compatible endpoint (placer llm)")
+    llm_model: str | None = _option(None, "model name at --llm-url")
+    llm_key_env: str = _option("SYNPARA_LLM_KEY", "environment variable holding the API key")
+    llm_timeout: float = _option(20.0, "seconds to wait for the LLM's answer")
+    llm_cache: str | None = _option(None, "LLM answer cache (default: OUTPUT/llm_cache)")
+    gate: str = _option("wer,speaker,dnsmos", "quality checks: wer, speaker, dnsmos, detector "
+                        "(comma-separated); none switches the gate off")
+    max_wer: float = _option(0.1, "gate: word error rate vs the host's words")
+    # DNSMOS scores a cough or a laugh as degradation: one event costs 0.3-0.7 of OVRL.
+    max_dnsmos_drop: float = _option(1.0, "gate: DNSMOS overall may drop this much")
+    min_speaker_similarity: float = _option(-1.0, "gate: CAM++ cosine floor (-1: record only)")
+    detector_tolerance: float = _option(0.3, "gate: detected onset within this of the inserted")
+    asr_model: str = _option("base", "gate: Whisper model")
+    threads: int = _option(0, "CPU threads for models (0: the executor's share)")
 
     def validate(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -121,6 +106,11 @@ class InsertConfig(StageConfig):
         need(self.min_pause >= 0 and self.clause_pause >= 0, "pauses must be >= 0")
         need(self.max_clip_duration > 0 and self.max_pitch_shift >= 0, "limits must be >= 0")
         need(0 <= self.max_wer <= 1, "max_wer must be in [0, 1]")
+        need(self.placer in ("rules", "llm"), f"placer must be rules or llm, got {self.placer!r}")
+        need(
+            self.placer != "llm" or bool(self.llm_url and self.llm_model),
+            "placer llm needs --llm-url and --llm-model",
+        )
         unknown = set(self.gates) - set(GATES)
         need(not unknown, f"unknown gate(s) {sorted(unknown)}; known: {', '.join(GATES)}, none")
         from synpara.tagging import render_tag
@@ -202,7 +192,7 @@ class Insert(Stage[InsertConfig]):
         words = items(cut, WORD)
         if not words:
             return Reject("no timed words (insert needs refine or tts output)")
-        host, rate = self._host_audio(cut)
+        host, rate = host_samples(cut, self.config.sample_rate, self.config.allow_upsample)
         spans = [
             (_sample(w.start - cut.start, rate), _sample(w.end - cut.start, rate)) for w in words
         ]
@@ -218,7 +208,7 @@ class Insert(Stage[InsertConfig]):
         count = config.events_per_utterance
         if config.events_per_minute is not None:
             count = max(1, int(rng.poisson(config.events_per_minute * cut.duration / 60.0)))
-        placements = plan_events(slots, self.rules, categories, count, rng)
+        placements, placer = self._place(slots, spans, words, categories, count, guard, context)
         if not placements:
             return Reject(no_slot_reason(slots, categories, self.rules, config.min_pause))
         from synpara.splice import host_f0_hz
@@ -230,6 +220,7 @@ class Insert(Stage[InsertConfig]):
         ]
         events = [self._event(p, host, rate, host_f0, pauses, spans, rng) for p in placements]
         out, output = self._splice(cut, host, rate, events, words, context)
+        synpara_meta(out)["insert"]["placer"] = placer
         if self.gate is not None:
             reason = self.gate.check(out, host, output, rate, events)
             if reason is not None:
@@ -238,6 +229,24 @@ class Insert(Stage[InsertConfig]):
                 Path(out.recording.sources[0].source).unlink(missing_ok=True)
                 return Reject(reason)
         return out
+
+    def _place(self, slots: list, spans: list, words: list, categories: list[str], count: int,
+               guard: int, context: RecordContext) -> tuple[list[Placement], dict[str, Any]]:
+        """The LLM's placements when asked for and valid, else the rules' (with the reason)."""
+        fallback = None
+        if self.config.placer == "llm":
+            from synpara.llm_placer import placements_from_llm
+
+            try:
+                return placements_from_llm(self.config, context.output_dir, words, spans, slots,
+                                           categories, count, guard)
+            except SynparaError as error:
+                fallback = str(error)
+        placements = plan_events(slots, self.rules, categories, count, context.rng)
+        info: dict[str, Any] = {"placer": "rules"}
+        if fallback:
+            info["fallback_reason"] = fallback
+        return placements, info
 
     def _categories(self) -> list[str] | Reject:
         wanted = self.config.categories or sorted(
@@ -250,25 +259,6 @@ class Insert(Stage[InsertConfig]):
             why = "; ".join(self.unusable.get(c, f"it has no {c} clips") for c in wanted)
             return Reject(f"no clips for {', '.join(wanted)} in bank {self.bank_name}: {why}")
         return usable
-
-    def _host_audio(self, cut: Cut) -> tuple[np.ndarray, int]:
-        """The host at its source rate (ingest's record, or the TTS engine's), resampled to the
-        output rate only when that is lower (or upsampling is asked for)."""
-        from synpara.audio import decode, load_cut_audio, resample, to_mono
-
-        source = ((cut.custom or {}).get("synpara") or {}).get("source") or {}
-        try:
-            decoded = decode(source["path"])
-            rate = decoded.sample_rate
-            first = int(round(cut.start * rate))
-            samples = to_mono(decoded.samples)[first : first + int(round(cut.duration * rate))]
-        except (KeyError, SynparaError):
-            rate = int(cut.sampling_rate)
-            samples = load_cut_audio(cut, rate)
-        out_rate = self.config.sample_rate
-        if out_rate > rate and not self.config.allow_upsample:
-            out_rate = rate
-        return resample(samples, rate, out_rate), out_rate
 
     def _clip_audio(self, clip: BankClip, rate: int) -> np.ndarray:
         from synpara.audio import resample
