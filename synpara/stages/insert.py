@@ -70,6 +70,8 @@ class InsertConfig(StageConfig):
     max_clip_duration: float = _option(4.0, "longest clip used")
     max_pitch_shift: float = _option(12.0, "largest pitch shift (semitones)")
     formant_follow: float = _option(0.8, "formants move by the pitch ratio to this power")
+    converter: str | None = _option(None, "voice conversion instead of the pitch shift: "
+                                    "python:module:function or a TorchScript file")
     loudness_window: float = _option(3.0, "speech this far around the point sets the loudness")
     gain_db: float = _option(0.0, "extra gain on every clip (dB)")
     save_clips: bool = _option(False, "also write each processed clip to OUTPUT/clips/")
@@ -172,6 +174,11 @@ class Insert(Stage[InsertConfig]):
                 self.clips.setdefault(clip.label, []).append(clip)
         self._audio: dict[tuple[str, int], np.ndarray] = {}
         self._world: dict[tuple[str, int], Any] = {}  # WORLD analysis per clip and rate
+        self.converter = None
+        if config.converter:
+            from synpara.converter import load_converter
+
+            self.converter = load_converter(config.converter)
         self.gate = None
         if config.gates:
             from synpara.gate import QualityGate
@@ -319,14 +326,14 @@ class Insert(Stage[InsertConfig]):
             clip = candidates[int(rng.integers(len(candidates)))]
             raw = self._clip_audio(clip, rate)
             semitones = semitones_toward(clip.f0_hz, host_f0, config.max_pitch_shift)
-            semitones = semitones if rule.pitch else 0.0
-            shifted = (
-                pitch_shift(
-                    raw, rate, semitones, config.formant_follow, self._analysis(clip, rate, raw)
-                )
-                if semitones
-                else raw
-            )
+            semitones = semitones if rule.pitch and self.converter is None else 0.0
+            if self.converter is not None:  # the user's voice conversion, the host as reference
+                shifted = self.converter(raw, speech_near(host, spans, 0, len(host)), rate)
+            elif semitones:
+                world = self._analysis(clip, rate, raw)
+                shifted = pitch_shift(raw, rate, semitones, config.formant_follow, world)
+            else:
+                shifted = raw
             window = _sample(config.loudness_window, rate)
             at = placement.slot.at_sample
             speech = speech_near(host, spans, at - window, at + window)
@@ -336,21 +343,14 @@ class Insert(Stage[InsertConfig]):
             processed = edge_fade(apply_gain(shifted, gain), _sample(0.005, rate))
             limit = peak_limit_gain_db(processed, ceiling=0.9)
             processed = apply_gain(processed, limit) if limit else processed
-            info.update(
-                {
-                    "clip_id": clip.id,
-                    "source": clip.source,
-                    "licence": clip.licence,
-                    "clip_f0_hz": clip.f0_hz,
-                    "host_f0_hz": _r(host_f0),
-                    "pitch_shift_semitones": round(semitones, 3),
-                    "speech_lufs": round(speech_lufs, 2),
-                    "target_lufs": round(target, 2),
-                    "gain_db": round(gain + limit, 3),
-                    "peak_limit_db": round(limit, 3),
-                    "clip_lufs": round(loudness_lufs(processed, rate), 2),
-                }
-            )
+            info.update({
+                "clip_id": clip.id, "source": clip.source, "licence": clip.licence,
+                "clip_f0_hz": clip.f0_hz, "host_f0_hz": _r(host_f0),
+                "pitch_shift_semitones": round(semitones, 3), "converter": config.converter,
+                "speech_lufs": round(speech_lufs, 2), "target_lufs": round(target, 2),
+                "gain_db": round(gain + limit, 3), "peak_limit_db": round(limit, 3),
+                "clip_lufs": round(loudness_lufs(processed, rate), 2),
+            })
         length = pad_before + len(processed) + pad_after
         reference = quietest_stretch(host, min(_sample(0.1, rate), len(host)), pauses)
         tone = room_tone(reference, length, rng)

@@ -365,3 +365,35 @@ def test_quality_gate_records_figures_and_rejects(hosts: Path, bank: Path, tmp_p
     reasons = [r["reason"] for _, r in iter_json_lines(strict / "rejects.jsonl.gz")]
     assert len(reasons) == 3 and all("DNSMOS overall" in r for r in reasons)
     assert not list((strict / "audio").glob("*.flac"))
+
+
+def test_converter_torchscript_and_python(hosts: Path, bank: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    class Reverse(torch.nn.Module):
+        def forward(self, clip: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+            return torch.flip(clip, dims=[1]) * 0.5
+
+    model = tmp_path / "reverse.pt"
+    torch.jit.script(Reverse()).save(str(model))
+    module = tmp_path / "my_vc.py"
+    module.write_text("import numpy as np\n\ndef convert(clip, reference, rate):\n"
+                      "    assert len(reference) > rate // 2\n    return -clip\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plain = _insert(hosts, bank, tmp_path / "plain", "--categories", "cough", "--save-clips")
+    for spec, name in [(str(model), "ts"), ("python:my_vc:convert", "py")]:
+        out = _insert(hosts, bank, tmp_path / name, "--categories", "cough", "--save-clips",
+                      "--converter", spec)
+        for cut in iter_cuts(out / "cuts.jsonl.gz"):
+            assert cut.custom["synpara"]["insert"]["events"][0]["converter"] == spec
+            got = soundfile.read(out / "clips" / f"{cut.id}-0.flac", dtype="float32")[0]
+            ref = soundfile.read(tmp_path / "plain" / "clips" / f"{cut.id}-0.flac",
+                                 dtype="float32")[0]
+            expected = ref[::-1] if name == "ts" else -ref
+            # same clip, same loudness target: the converter's change is all that differs
+            assert np.corrcoef(got, expected)[0, 1] > 0.98
+    assert plain.exists()
+    with pytest.raises(SystemExit):
+        main(["insert", "-i", str(hosts), "-o", str(tmp_path / "bad"), "--gate", "none",
+              "--converter", str(tmp_path / "missing.pt")])
