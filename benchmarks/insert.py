@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     hosts = []
     for seed in range(args.seeds):
         tts = Tts.from_params({"voice": ["en-us", "en-gb", "en-us+m3", "en-029"]})
-        run_stage(tts, [str(LINES)], tmp / f"tts{seed}", workers=1, seed=seed, progress=False)
+        lines = tmp / f"lines{seed}.txt"  # the file name makes the record ids differ per seed
+        lines.write_text(LINES.read_text(encoding="utf-8"), encoding="utf-8")
+        run_stage(tts, [str(lines)], tmp / f"tts{seed}", workers=1, seed=seed, progress=False)
         hosts.append(tmp / f"tts{seed}" / "cuts.jsonl.gz")
 
     params = {
