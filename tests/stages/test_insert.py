@@ -397,3 +397,21 @@ def test_converter_torchscript_and_python(hosts: Path, bank: Path, tmp_path: Pat
     with pytest.raises(SystemExit):
         main(["insert", "-i", str(hosts), "-o", str(tmp_path / "bad"), "--gate", "none",
               "--converter", str(tmp_path / "missing.pt")])
+
+
+def test_events_per_minute_and_detector_gate(hosts: Path, bank: Path, tmp_path: Path) -> None:
+    out = _insert(hosts, bank, tmp_path / "rate", "--events-per-minute", "40")
+    cuts = list(iter_cuts(out / "cuts.jsonl.gz"))
+    counts = [len(c.custom["synpara"]["insert"]["events"]) for c in cuts]
+    assert len(counts) == 3 and all(n >= 1 for n in counts) and max(counts) >= 2
+    # the closed-loop check: the detect stage looks for each inserted event at its place
+    gated = tmp_path / "det"
+    main(["insert", "-i", str(hosts), "-o", str(gated), "--bank", str(bank), "--workers", "1",
+          "--gate", "detector", "--categories", "laughter"])
+    kept = list(iter_cuts(gated / "cuts.jsonl.gz"))
+    reasons = [r["reason"] for _, r in iter_json_lines(gated / "rejects.jsonl.gz")]
+    assert len(kept) + len(reasons) == 3
+    assert all("detector did not find laughter" in r for r in reasons)
+    for cut in kept:
+        (event,) = cut.custom["synpara"]["insert"]["events"]
+        assert event["gate"]["detected"] and event["gate"]["onset_error_s"] <= 0.3
