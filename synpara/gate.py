@@ -91,9 +91,13 @@ class QualityGate:
             wer = word_error_rate([w.symbol for w in items(out, "word")], heard)
             figures.update(wer=round(wer, 4), transcript=" ".join(heard))
             if wer > config.max_wer:
+                # was it the insertion? the host alone, re-transcribed, tells (only on failure)
+                alone = [w.text for w in transcribe_words(self.whisper, host16, options)]
+                host_wer = word_error_rate([w.symbol for w in items(out, "word")], alone)
+                figures["wer_host"] = round(host_wer, 4)
                 failures.append(
-                    f"gate: word error rate {wer:.3f} > max_wer {config.max_wer} "
-                    f"(heard {' '.join(heard)[:120]!r})"
+                    f"gate: word error rate {wer:.3f} > max_wer {config.max_wer} (host alone "
+                    f"{host_wer:.3f}; heard {' '.join(heard)[:100]!r})"
                 )
         if self.dnsmos is not None:
             before, after = self.dnsmos.overall(host16), self.dnsmos.overall(out16)
