@@ -34,7 +34,7 @@ import numpy as np
 from synpara.errors import SynparaError
 from synpara.manifest import EVENT, WORD, alignment_item, items, round_time, synpara_meta
 from synpara.placement import Placement, find_slots, load_rules, no_slot_reason, plan_events
-from synpara.splice import host_samples
+from synpara.splice import host_f0_hz, host_samples
 from synpara.stage import RecordContext, Reject, Stage, StageConfig
 
 if TYPE_CHECKING:
@@ -203,6 +203,7 @@ class Insert(Stage[InsertConfig]):
         spans = [
             (_sample(w.start - cut.start, rate), _sample(w.end - cut.start, rate)) for w in words
         ]
+        # 1. choose points: slots in the silences, a category and a slot per event
         guard = _sample(config.crossfade, rate) + 1
         slots = find_slots(
             spans,
@@ -218,16 +219,17 @@ class Insert(Stage[InsertConfig]):
         placements, placer = self._place(slots, spans, words, categories, count, guard, context)
         if not placements:
             return Reject(no_slot_reason(slots, categories, self.rules, config.min_pause))
-        from synpara.splice import host_f0_hz
-
+        # 2. match each clip to the host (pitch, loudness, room tone) and build its stretch
         host_f0 = host_f0_hz(host, spans, rate)
         pauses = [(a[1], b[0]) for a, b in zip(spans, spans[1:])] + [
             (0, spans[0][0]),
             (spans[-1][1], len(host)),
         ]
         events = [self._event(p, host, rate, host_f0, pauses, spans, rng) for p in placements]
+        # 3. splice the stretches in, words moved, and record everything in the manifest
         out, output = self._splice(cut, host, rate, events, words, context)
         synpara_meta(out)["insert"]["placer"] = placer
+        # 4. the quality gate, whose first failing figure is the reject reason
         if self.gate is not None:
             reason = self.gate.check(out, host, output, rate, events)
             if reason is not None:
