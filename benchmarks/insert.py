@@ -110,9 +110,14 @@ def main(argv: list[str] | None = None) -> None:
             f"= {len(kept) / max(total, 1):.2f}"
         )
         reasons: dict[str, int] = {}
+        host_too = 0
         for _, reason in rejects:
             key = reason.split(" ")[1] if reason.startswith("gate:") else reason[:40]
             reasons[key] = reasons.get(key, 0) + 1
+            if "host alone" in reason:
+                host_wer = float(reason.split("host alone ")[1].split(";")[0])
+                host_too += host_wer > gated.config.max_wer
+        print(f"  WER rejects whose host alone also fails the WER bar: {host_too}")
         print(f"  rejects by figure: {reasons}")
 
     if not args.no_detect:
