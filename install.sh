@@ -11,13 +11,14 @@ run_demo=1
 
 # System tools: ffmpeg decodes what libsndfile cannot (m4a, aac); espeak-ng and sox make test speech;
 # chromium (headless) is the browser the report test opens the page in.
+# festival (+ the kal voice) is the second `synpara tts` engine (optional: installed when others are).
 missing=()
 for tool in ffmpeg ffprobe espeak-ng sox chromium; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if ((${#missing[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     echo "installing system packages (missing: ${missing[*]})" >&2
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg espeak-ng sox libsndfile1 chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg espeak-ng sox libsndfile1 chromium festival festvox-kallpc16k >/dev/null
   else
     echo "please install: ffmpeg espeak-ng sox chromium (missing: ${missing[*]})" >&2
     exit 1

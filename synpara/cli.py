@@ -46,7 +46,7 @@ def _summarise(summary: Any) -> str:
     return str(summary.line())
 
 
-def _run_options(reads_audio: bool | None = None) -> list[click.Option]:
+def _run_options(reads_files: bool | None = None) -> list[click.Option]:
     """Options of how a stage runs (not what it computes), shared by stage commands and ``run``."""
     options = [
         click.Option(
@@ -61,7 +61,7 @@ def _run_options(reads_audio: bool | None = None) -> list[click.Option]:
             help="allow more workers than cores (the default caps them at the cores)",
         ),
     ]
-    if reads_audio is not False:
+    if reads_files is not False:
         options.append(
             click.Option(
                 ["--checksum-inputs"],
@@ -69,7 +69,7 @@ def _run_options(reads_audio: bool | None = None) -> list[click.Option]:
                 help="key audio inputs by content (sha256), not only by size and mtime",
             )
         )
-    if reads_audio is not True:
+    if reads_files is not True:
         options.append(
             click.Option(
                 ["--allow-unknown-labels"],
@@ -150,7 +150,7 @@ def _stage_command(name: str) -> click.Command:
     config_cls = stage_cls.Config
     hints = typing.get_type_hints(config_cls)
     fields = dataclasses.fields(config_cls)
-    reads_audio = stage_cls.input_kind == "audio"
+    reads_files = stage_cls.input_kind == "files"
 
     def callback(**kwargs: Any) -> None:
         from synpara.executors.run import require_output, run_stage
@@ -174,7 +174,7 @@ def _stage_command(name: str) -> click.Command:
                 continue  # not given: the Config default applies
             params[key] = list(value) if isinstance(value, tuple) else value
         stage = stage_cls.from_params(params)
-        if reads_audio:
+        if reads_files:
             stage_input: Any = list(inputs)
         else:
             if len(inputs) != 1:
@@ -198,8 +198,8 @@ def _stage_command(name: str) -> click.Command:
         click.echo(_summarise(summary), err=True)
 
     input_help = (
-        "audio files, directories, globs or list files (repeat -i for several)"
-        if reads_audio
+        "input files, directories, globs or list files (repeat -i for several)"
+        if reads_files
         else "input manifest (cuts.jsonl.gz)"
     )
     # the registry lists stages in pipeline order: the one before is the usual input
@@ -208,8 +208,8 @@ def _stage_command(name: str) -> click.Command:
     order = list(STAGES)
     previous = order[order.index(name) - 1] if order.index(name) > 0 else "previous"
     example = (
-        "synpara ingest -i recordings/ -o output/ingest"
-        if reads_audio
+        f"synpara {name} -i recordings/ -o output/{name}"
+        if reads_files
         else f"synpara {name} -i output/{previous}/cuts.jsonl.gz -o output/{name}"
     )
     params: list[click.Parameter] = [
@@ -239,7 +239,7 @@ def _stage_command(name: str) -> click.Command:
             help="replace output of a different config in the output directory",
         ),
         _executor_option(),
-        *_run_options(reads_audio),
+        *_run_options(reads_files),
     ]
     params += [_click_option(f, hints[f.name]) for f in fields]
     doc = (stage_cls.__doc__ or "").strip().split("\n\n")[0]

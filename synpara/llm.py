@@ -64,6 +64,32 @@ def parse_json_answer(content: str) -> dict[str, Any]:
     return value
 
 
+def chat_text(
+    url: str,
+    model: str,
+    messages: list[dict[str, str]],
+    timeout: float = 60.0,
+    cache_dir: str | Path | None = None,
+    temperature: float = 0.0,
+    key_env: str = API_KEY_ENV,
+) -> str:
+    """Send ``messages`` and return the reply's text (insert's tag placer reads plain text).
+
+    Raises :class:`LLMError` for a timeout, a connection or HTTP error, or a reply that is not a
+    chat completion. Every answer is cached, valid or not: the caller validates it, and a rerun
+    must make the same decision without asking again.
+    """
+    key = request_hash(url, model, messages, temperature)
+    cached = Path(cache_dir) / f"{key}.text.json" if cache_dir is not None else None
+    if cached is not None and cached.is_file():
+        return str(json.loads(cached.read_text(encoding="utf-8"))["answer"])
+    payload = {"model": model, "messages": messages, "temperature": temperature}
+    content = _content(_post(url, payload, timeout, key_env))
+    if cached is not None:
+        _write_atomic(cached, json.dumps({"answer": content}, ensure_ascii=False))
+    return content
+
+
 def chat_json(
     url: str,
     model: str,
@@ -71,11 +97,12 @@ def chat_json(
     timeout: float = 60.0,
     cache_dir: str | Path | None = None,
     temperature: float = 0.0,
+    key_env: str = API_KEY_ENV,
 ) -> dict[str, Any]:
     """Send ``messages`` and return the reply parsed as a JSON object.
 
     Raises :class:`LLMError` for a timeout, a connection or HTTP error, or a reply that is not a
-    JSON object; a cached answer is returned without a request.
+    JSON object; a cached answer is returned without a request (only valid answers are cached).
     """
     key = request_hash(url, model, messages, temperature)
     cached = Path(cache_dir) / f"{key}.json" if cache_dir is not None else None
@@ -88,27 +115,33 @@ def chat_json(
         "response_format": {"type": "json_object"},
     }
     try:
-        raw = _post(url, payload, timeout)
+        raw = _post(url, payload, timeout, key_env)
     except LLMError as error:
         # Some servers (older llama.cpp, some proxies) refuse response_format: ask once without
         # it; the answer is validated as JSON either way.
         if not error.reason.startswith("HTTP 400"):
             raise
         del payload["response_format"]
-        raw = _post(url, payload, timeout)
-    try:
-        content = json.loads(raw)["choices"][0]["message"]["content"]
-    except (json.JSONDecodeError, KeyError, IndexError, TypeError):
-        raise LLMError("response is not a chat completion") from None
-    answer = parse_json_answer(str(content))
+        raw = _post(url, payload, timeout, key_env)
+    answer = parse_json_answer(_content(raw))
     if cached is not None:
         _write_atomic(cached, json.dumps(answer, ensure_ascii=False))
     return answer
 
 
-def _post(url: str, payload: dict[str, Any], timeout: float) -> bytes:
+def _content(raw: bytes) -> str:
+    try:
+        content = json.loads(raw)["choices"][0]["message"]["content"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError):
+        raise LLMError("response is malformed: not a chat completion") from None
+    if not isinstance(content, str):
+        raise LLMError("response is malformed: the completion holds no text")
+    return content
+
+
+def _post(url: str, payload: dict[str, Any], timeout: float, key_env: str = API_KEY_ENV) -> bytes:
     headers = {"Content-Type": "application/json"}
-    api_key = os.environ.get(API_KEY_ENV)
+    api_key = os.environ.get(key_env)
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     data = json.dumps(payload).encode("utf-8")
@@ -121,11 +154,11 @@ def _post(url: str, payload: dict[str, Any], timeout: float) -> bytes:
     except urllib.error.HTTPError as error:
         raise LLMError(f"HTTP {error.code} from {url}") from None
     except TimeoutError:
-        raise LLMError(f"timed out after {timeout:g} s ({url})") from None
+        raise LLMError(f"LLM request failed: timed out after {timeout:g} s ({url})") from None
     except urllib.error.URLError as error:
         if isinstance(error.reason, TimeoutError):
-            raise LLMError(f"timed out after {timeout:g} s ({url})") from None
-        raise LLMError(f"cannot reach {url} ({error.reason})") from None
+            raise LLMError(f"LLM request failed: timed out after {timeout:g} s ({url})") from None
+        raise LLMError(f"LLM request failed: cannot reach {url} ({error.reason})") from None
 
 
 def _write_atomic(path: Path, text: str) -> None:

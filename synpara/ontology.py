@@ -32,6 +32,8 @@ LABELS: dict[str, str] = {
     "cry": "crying, sobbing, whimpering",
     "hum": "humming with closed mouth, 'mm-hmm' without words",
     "yawn": "yawn",
+    "tsk": "tongue click, tut (tsk-tsk of disapproval)",
+    "snore": "snoring",
     "pause": "silent pause inside a turn (only where a corpus marks it)",
 }
 
@@ -80,6 +82,17 @@ _ALIASES: dict[str, str] = {
     "yawns": "yawn",
     "yawning": "yawn",
     "silence": "pause",
+    "click": "tsk",
+    "clicks": "tsk",
+    "tut": "tsk",
+    "tuts": "tsk",
+    "tongue_click": "tsk",
+    "tongue_clicking": "tsk",
+    "snoring": "snore",
+    "snores": "snore",
+    # Deeply Nonverbal Vocalization Dataset folder names
+    "panting": "breath",
+    "moaning": "groan",
 }
 
 _BRACKETS = re.compile(r"^[\[\(<{]+|[\]\)>}]+$")
@@ -106,3 +119,34 @@ def is_event_tag(tag: str) -> bool:
     """True when ``tag`` is a spelling of a known event (used when parsing tagged text)."""
     key = normalise_spelling(tag)
     return key in LABELS or key in _ALIASES
+
+
+_WORD_PARTS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+
+
+def label_from_name(name: str) -> str | None:
+    """The one event label a file or folder name spells, else ``None`` (none, or several).
+
+    Words are split at ``_``, ``-``, digits and camelCase; adjacent words are also tried joined
+    (``throat-clearing``, ``TongueClicking``).
+
+    >>> label_from_name("hedgewars_Mobster_Laugh.ogg")
+    'laughter'
+    >>> label_from_name("PoisonCough"), label_from_name("tongue-clicking")
+    ('cough', 'tsk')
+    >>> label_from_name("recording_042.wav") is None
+    True
+    """
+    stem = name.rsplit("/", 1)[-1]
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    words = [w.lower() for w in _WORD_PARTS.findall(stem)]
+    found: list[str] = []
+    for size in (2, 1):  # joined pairs first: "throat clearing" is not "throat" + "clearing"
+        for index in range(len(words) - size + 1):
+            key = "_".join(words[index : index + size])
+            if is_event_tag(key) and key != "pause" and key != "silence":
+                found.append(canonical_label(key))
+        if found:
+            break
+    labels = set(found)
+    return labels.pop() if len(labels) == 1 else None

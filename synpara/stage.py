@@ -123,7 +123,7 @@ class FinaliseContext:
     seed: int
 
 
-InputKind = Literal["manifest", "audio"]
+InputKind = Literal["manifest", "files"]
 ProcessResult = Union["Cut", list[Union["Cut", Reject]], Reject]
 ConfigT = TypeVar("ConfigT", bound=StageConfig)
 
@@ -135,7 +135,8 @@ class Stage(ABC, Generic[ConfigT]):
     version: ClassVar[str]
     Config: ClassVar[type[StageConfig]]  # the class of ``config`` (ClassVars cannot be generic)
     #: What the stage reads: ``"manifest"`` (one cuts.jsonl.gz, the previous stage's output) or
-    #: ``"audio"`` (files, folders, globs, list files). The CLI and the executor go by this.
+    #: ``"files"`` (audio or text files, folders, globs, list files given with several ``-i``).
+    #: The CLI and the executor go by this.
     input_kind: ClassVar[InputKind] = "manifest"
     config: ConfigT
 

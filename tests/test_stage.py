@@ -81,6 +81,6 @@ def test_record_rng_depends_only_on_seed_and_id():
 
 def test_stages_declare_what_they_read():
     kinds = {name: stage_class(name).input_kind for name in STAGES}
-    assert kinds["ingest"] == "audio"
-    assert set(kinds.values()) <= {"audio", "manifest"}
+    assert kinds["ingest"] == kinds["bank"] == kinds["tts"] == "files"
+    assert set(kinds.values()) <= {"files", "manifest"}
     assert _DropShort.input_kind == "manifest"  # the default: the previous stage's manifest

@@ -15,6 +15,9 @@ and no loader sets a process-wide thread count (a stage's ``setup(threads)`` dec
 ``ast``        a user's transformers audio classifier (``--detector ast:DIR``)
 ``panns``      a user's PANNs Cnn14 checkpoint (``--detector panns:FILE``)
 ``ctc``        a user's wav2vec2 CTC model and forced alignment (refine ``--aligner ctc``)
+``tts``        espeak-ng and festival, word by word (host speech for ``tts``)
+``quality``    CAM++ speaker embeddings and DNSMOS (insert's quality gate, the bank)
+``converter``  a user's voice-conversion model (insert ``--converter``)
 =============  ===============================================================
 
 The names below are re-exported so ``from synpara.models import load_whisper`` keeps working;

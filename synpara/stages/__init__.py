@@ -20,6 +20,9 @@ STAGES: dict[str, str] = {
     "transcribe": "synpara.stages.transcribe:Transcribe",
     "detect": "synpara.stages.detect:Detect",
     "refine": "synpara.stages.refine:Refine",
+    "bank": "synpara.stages.bank:Bank",
+    "tts": "synpara.stages.tts:Tts",
+    "insert": "synpara.stages.insert:Insert",
     "describe": "synpara.stages.describe:Describe",
     "export": "synpara.stages.export:Export",
 }

@@ -130,7 +130,7 @@ class Ingest(Stage[IngestConfig]):
     name = "ingest"
     version = "1"
     Config = IngestConfig
-    input_kind = "audio"
+    input_kind = "files"
 
     def input_files(self, input_path: Any) -> list[Path]:
         return expand_inputs(input_path)

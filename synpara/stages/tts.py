@@ -1,0 +1,228 @@
+"""tts: text lines -> host speech with exact word times (one cut per line), for insert.
+
+Each line is spoken word by word (``synpara.models.tts``) and the words are joined by pauses drawn
+from the record's generator: short between words, longer after a comma and after a full stop, so
+insert finds places for its events. Word times are where each word's samples were put: exact to
+the sample. A faint noise floor (``--noise-db``) keeps the signal from being digitally silent.
+Output is like refine's: words in ``alignment["word"]``, ``text`` and ``tagged_text`` (no tags
+yet), FLAC at the engine's own rate recorded as the source, so insert reads it at full rate.
+
+Example::
+
+    synpara tts -i lines.txt -o output/tts --engine espeak-ng --voice en-us --voice en-gb
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synpara.errors import SynparaError
+from synpara.stage import Record, RecordContext, Stage, StageConfig
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+
+
+@dataclass(frozen=True)
+class TtsConfig(StageConfig):
+    engine: str = field(default="espeak-ng", metadata={"help": "espeak-ng or festival"})
+    voice: list[str] = field(
+        default_factory=list, metadata={"help": "voices drawn per line (default: the engine's)"}
+    )
+    words_per_minute: int = field(default=165, metadata={"help": "espeak-ng speaking rate"})
+    word_gap: tuple[float, float] = field(
+        default=(0.04, 0.12), metadata={"help": "pause between words (min, max seconds)"}
+    )
+    clause_pause: tuple[float, float] = field(
+        default=(0.3, 0.5), metadata={"help": "pause after , ; : (min, max seconds)"}
+    )
+    sentence_pause: tuple[float, float] = field(
+        default=(0.45, 0.7), metadata={"help": "pause after . ! ? inside a line (min, max)"}
+    )
+    lead: float = field(default=0.5, metadata={"help": "silence before the first word (s)"})
+    tail: float = field(default=0.6, metadata={"help": "silence after the last word (s)"})
+    noise_db: float | None = field(
+        default=-65.0, metadata={"help": "noise floor in dBFS RMS (none: digital silence)"}
+    )
+
+    def validate(self) -> None:
+        from synpara.models.tts import ENGINES
+
+        if self.engine not in ENGINES:
+            raise SynparaError(f"tts: unknown engine {self.engine!r}; known: {', '.join(ENGINES)}")
+        for name in ("word_gap", "clause_pause", "sentence_pause"):
+            low, high = getattr(self, name)
+            if not 0 <= low <= high:
+                raise SynparaError(f"tts: {name} must be (min, max) with 0 <= min <= max")
+        if self.lead < 0 or self.tail < 0 or self.words_per_minute < 40:
+            raise SynparaError("tts: lead and tail must be >= 0, words_per_minute >= 40")
+
+
+@dataclass(frozen=True)
+class Line:
+    text: str
+    path: str
+    number: int
+
+
+class Tts(Stage[TtsConfig]):
+    """Speak text lines word by word; one cut per line with exact word times.
+
+    >>> Tts.from_params({"engine": "espeak-ng"}).config.engine
+    'espeak-ng'
+    """
+
+    name = "tts"
+    version = "1"
+    Config = TtsConfig
+    input_kind = "files"  # text files given by the user (several -i), not a previous manifest
+
+    def input_files(self, input_path: Any) -> list[Path]:
+        specs = [input_path] if isinstance(input_path, (str, Path)) else list(input_path)
+        return [Path(spec) for spec in specs]
+
+    def setup(self, threads: int = 0) -> None:
+        from synpara.models.tts import load_engine
+
+        self.engine = load_engine(self.config.engine)
+        self._words: dict[tuple[str, str], np.ndarray] = {}
+
+    @property
+    def model_id(self) -> str | None:
+        return self.config.engine
+
+    def iter_records(self, input_path: Any) -> Iterator[Record]:
+        specs = [input_path] if isinstance(input_path, (str, Path)) else list(input_path)
+        found = False
+        for spec in map(Path, specs):
+            if not spec.is_file():
+                raise SynparaError("no such text file", spec)
+            for number, line in enumerate(spec.read_text(encoding="utf-8").splitlines(), 1):
+                text = line.strip()
+                if not text or text.startswith("#"):
+                    continue
+                found = True
+                yield Record(
+                    f"{spec.stem}-{number:04d}", f"{spec}:{number}", Line(text, str(spec), number)
+                )
+        if not found:
+            raise SynparaError("no text lines", ", ".join(map(str, specs)))
+
+    def _word(self, text: str, voice: str) -> np.ndarray:
+        key = (text, voice)
+        if key not in self._words:
+            self._words[key] = self.engine.word(text, voice, self.config.words_per_minute)
+        return self._words[key]
+
+    def process(self, line: Line, context: RecordContext) -> Any:
+        config, rng = self.config, context.rng
+        rate = self.engine.sample_rate
+        voices = config.voice or [self.engine.default_voice]
+        voice = voices[int(rng.integers(len(voices)))]
+        tokens = [(m.group(0), line.text[m.end() : m.end() + 1]) for m in _WORD.finditer(line.text)]
+        if not tokens:
+            raise SynparaError(f"line {line.number}: no words", line.path)
+        pieces = [np.zeros(int(round(config.lead * rate)), dtype=np.float32)]
+        cursor = len(pieces[0])
+        spans: list[tuple[str, int, int]] = []
+        for index, (word, after) in enumerate(tokens):
+            audio = self._word(word, voice)
+            if len(audio) == 0:
+                raise SynparaError(f"line {line.number}: {word!r} gave no sound", line.path)
+            spans.append((word, cursor, cursor + len(audio)))
+            pieces.append(audio)
+            cursor += len(audio)
+            if index + 1 < len(tokens):
+                gap = (
+                    config.clause_pause
+                    if after in ",;:" and after
+                    else config.sentence_pause
+                    if after in ".!?" and after
+                    else config.word_gap
+                )
+                gap_samples = int(round(rng.uniform(*gap) * rate))
+                pieces.append(np.zeros(gap_samples, dtype=np.float32))
+                cursor += gap_samples
+        pieces.append(np.zeros(int(round(config.tail * rate)), dtype=np.float32))
+        samples = np.concatenate(pieces)
+        if config.noise_db is not None:
+            samples = samples + noise_floor(len(samples), rng, config.noise_db)
+        return self._cut(context, samples, rate, spans, voice, line)
+
+    def _cut(
+        self,
+        context: RecordContext,
+        samples: np.ndarray,
+        rate: int,
+        spans: list[tuple[str, int, int]],
+        voice: str,
+        line: Line,
+    ) -> Any:
+        from lhotse import Recording, SupervisionSegment
+        from lhotse.audio import AudioSource
+        from lhotse.cut import MonoCut
+
+        from synpara.audio import sha256_file, write_flac_atomic
+        from synpara.manifest import EVENT, WORD, alignment_item
+
+        path = (context.output_dir / "audio" / f"{context.record_id}.flac").resolve()
+        write_flac_atomic(path, samples, rate)
+        duration = len(samples) / rate
+        words = [alignment_item(w, a / rate, b / rate, 1.0) for w, a, b in spans]
+        text = " ".join(w for w, _, _ in spans)
+        rid = context.record_id
+        supervision = SupervisionSegment(
+            id=f"{rid}-0",
+            recording_id=rid,
+            start=0.0,
+            duration=duration,
+            speaker=f"tts-{self.config.engine}-{voice}",
+            text=text,
+            alignment={WORD: words, EVENT: []},
+            custom={"tagged_text": text},
+        )
+        recording = Recording(
+            id=rid,
+            sampling_rate=rate,
+            num_samples=len(samples),
+            duration=duration,
+            sources=[AudioSource(type="file", channels=[0], source=str(path))],
+        )
+        source = {
+            "path": str(path),
+            "sha256": sha256_file(path),
+            "sample_rate": rate,
+            "channels": 1,
+            "duration": round(duration, 6),
+            "decoder": "soundfile",
+        }
+        tts = {
+            "engine": self.config.engine,
+            "voice": voice,
+            "line": line.number,
+            "text": line.text,
+            "text_sha256": hashlib.sha256(line.text.encode()).hexdigest(),
+        }
+        return MonoCut(
+            id=rid,
+            start=0.0,
+            duration=duration,
+            channel=0,
+            recording=recording,
+            supervisions=[supervision],
+            custom={"synpara": {"source": source, "tts": tts}},
+        )
+
+
+def noise_floor(n: int, rng: np.random.Generator, level_db: float) -> np.ndarray:
+    """Gently low-passed white noise with RMS ``level_db`` dBFS (a quiet room, not a tone)."""
+    white = rng.standard_normal(n + 1)
+    noise = 0.5 * (white[1:] + white[:-1])
+    noise *= 10 ** (level_db / 20) / max(float(np.sqrt(np.mean(noise**2))), 1e-12)
+    return noise.astype(np.float32)
