@@ -21,21 +21,17 @@ What the ``describe`` stage reports and ``qa`` asks about, each validated in
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from synpara.audio import frame_energy_db, noise_floor_db
 from synpara.errors import SynparaError
+from synpara.models.world import load_pyworld
 
 #: F0 search range (Hz): covers adult and child speech; creak below, squeals above are not pitch.
 F0_FLOOR_HZ = 60.0
@@ -49,37 +45,6 @@ GENDER_BOUNDARY_HZ = 160.0
 GENDER_SPREAD_ST = 2.0
 
 
-@lru_cache(maxsize=1)
-def _pyworld() -> ModuleType:
-    """The WORLD extension module.
-
-    pyworld 0.3.5's ``__init__`` imports ``pkg_resources`` only to read its own version, and
-    setuptools >= 81 no longer ships it; the compiled module beside it needs nothing, so load that
-    directly when the package import fails for that one reason.
-    """
-    try:
-        import pyworld
-
-        return pyworld
-    except ModuleNotFoundError as error:
-        if error.name != "pkg_resources":
-            raise SynparaError("pyworld is not installed (pip install pyworld)") from error
-    spec = importlib.util.find_spec("pyworld")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    compiled = sorted(p for d in locations for p in Path(d).glob("pyworld*.so"))
-    if not compiled:
-        raise SynparaError("pyworld's compiled module not found (pip install pyworld)")
-    loader = importlib.machinery.ExtensionFileLoader("pyworld.pyworld", str(compiled[0]))
-    module_spec = importlib.util.spec_from_file_location(
-        "pyworld.pyworld", compiled[0], loader=loader
-    )
-    if module_spec is None:
-        raise SynparaError(f"cannot load {compiled[0]}")
-    module = importlib.util.module_from_spec(module_spec)
-    loader.exec_module(module)
-    return module
-
-
 # --------------------------------------------------------------------------- F0
 
 
@@ -91,7 +56,7 @@ def f0_track(
     ceil_hz: float = F0_CEIL_HZ,
 ) -> np.ndarray:
     """F0 in Hz every :data:`FRAME_PERIOD_MS`, 0 where unvoiced. ``method``: dio or harvest."""
-    world = _pyworld()
+    world = load_pyworld()
     x = np.ascontiguousarray(samples, dtype=np.float64)
     if x.size < sample_rate * FRAME_PERIOD_MS / 1000 * 4:
         return np.zeros(0)

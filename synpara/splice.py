@@ -13,16 +13,13 @@ True
 
 from __future__ import annotations
 
-import glob
-import importlib.util
-import os
 from dataclasses import dataclass
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synpara.errors import SynparaError
+from synpara.models.world import load_pyworld
 
 if TYPE_CHECKING:
     from lhotse.cut import Cut
@@ -31,35 +28,6 @@ if TYPE_CHECKING:
 SILENCE_LUFS = -70.0
 #: WORLD analysis frame period (ms): 5 ms is WORLD's default and keeps laugh bursts apart.
 FRAME_PERIOD_MS = 5.0
-
-
-# --------------------------------------------------------------------------- pyworld
-
-
-def load_pyworld() -> ModuleType:
-    """pyworld's compiled module. pyworld 0.3.5's ``__init__`` imports ``pkg_resources`` (gone
-    from setuptools >= 81) only to read its own version, so the extension is loaded directly when
-    the package import fails."""
-    try:
-        import pyworld
-
-        return pyworld
-    except ImportError:
-        spec = importlib.util.find_spec("pyworld")
-        if spec is None or not spec.submodule_search_locations:
-            raise SynparaError("pyworld is not installed: pip install pyworld") from None
-        folder = next(iter(spec.submodule_search_locations))
-        found = glob.glob(os.path.join(folder, "pyworld*.so")) + glob.glob(
-            os.path.join(folder, "pyworld*.pyd")
-        )
-        if not found:
-            raise SynparaError("pyworld's compiled module is missing", folder) from None
-        ext = importlib.util.spec_from_file_location("pyworld.pyworld", found[0])
-        if ext is None or ext.loader is None:
-            raise SynparaError("cannot load pyworld's compiled module", found[0]) from None
-        module = importlib.util.module_from_spec(ext)
-        ext.loader.exec_module(module)
-        return module
 
 
 def _world_f0(

@@ -18,6 +18,7 @@ and no loader sets a process-wide thread count (a stage's ``setup(threads)`` dec
 ``tts``        espeak-ng and festival, word by word (host speech for ``tts``)
 ``quality``    CAM++ speaker embeddings and DNSMOS (insert's quality gate, the bank)
 ``converter``  a user's voice-conversion model (insert ``--converter``)
+``world``      pyworld (WORLD): F0 for describe and the bank, pitch shift for insert
 =============  ===============================================================
 
 The names below are re-exported so ``from synpara.models import load_whisper`` keeps working;

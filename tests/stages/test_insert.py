@@ -264,11 +264,18 @@ def test_bad_input_gives_per_record_reasons(hosts: Path, bank: Path, tmp_path: P
     def rejects(out: Path) -> list[str]:
         return [r["reason"] for _, r in iter_json_lines(out / "rejects.jsonl.gz")]
 
+    def all_rejected(hosts: Path, bank: Path, out: Path, *extra: str) -> Path:
+        # a stage that keeps nothing exits non-zero (nothing for later stages); reasons stay
+        with pytest.raises(SystemExit) as stopped:
+            _insert(hosts, bank, out, *extra)
+        assert stopped.value.code != 0
+        return out
+
     empty = _bank_variant(bank, tmp_path / "empty.jsonl.gz", lambda r: None)
-    assert all("no usable clips" in r for r in rejects(_insert(hosts, empty, tmp_path / "e")))
-    out = _insert(hosts, bank, tmp_path / "nosneeze", "--categories", "sneeze")
+    assert all("no usable clips" in r for r in rejects(all_rejected(hosts, empty, tmp_path / "e")))
+    out = all_rejected(hosts, bank, tmp_path / "nosneeze", "--categories", "sneeze")
     assert len(rejects(out)) == 3 and "no sneeze clips" in rejects(out)[0]
-    out = _insert(
+    out = all_rejected(
         hosts, bank, tmp_path / "long", "--categories", "laughter", "--max-clip-duration", "0.3"
     )
     assert "longer than max_clip_duration" in rejects(out)[0]
@@ -278,7 +285,7 @@ def test_bad_input_gives_per_record_reasons(hosts: Path, bank: Path, tmp_path: P
         return record
 
     quiet = _bank_variant(bank, tmp_path / "silent.jsonl.gz", silent)
-    assert "silent" in rejects(_insert(hosts, quiet, tmp_path / "q"))[0]
+    assert "silent" in rejects(all_rejected(hosts, quiet, tmp_path / "q"))[0]
 
     # hosts without words, and without any pause or silence around the words
     def strip(record: dict, keep_words: bool) -> dict:
@@ -293,8 +300,8 @@ def test_bad_input_gives_per_record_reasons(hosts: Path, bank: Path, tmp_path: P
 
     no_words = _bank_variant(hosts, tmp_path / "nowords.jsonl.gz", lambda r: strip(r, False))
     tight = _bank_variant(hosts, tmp_path / "tight.jsonl.gz", lambda r: strip(r, True))
-    assert all("no timed words" in r for r in rejects(_insert(no_words, bank, tmp_path / "w")))
-    reasons = rejects(_insert(tight, bank, tmp_path / "t"))
+    assert all("no timed words" in r for r in rejects(all_rejected(no_words, bank, tmp_path / "w")))
+    reasons = rejects(all_rejected(tight, bank, tmp_path / "t"))
     assert len(reasons) == 3 and all("no pause" in r for r in reasons)
 
 
@@ -345,23 +352,24 @@ def test_quality_gate_records_figures_and_rejects(hosts: Path, bank: Path, tmp_p
         assert -1 <= event["gate"]["speaker_similarity_after"] <= 1
     # an impossible DNSMOS demand: every utterance is a reject naming the figure, audio removed
     strict = tmp_path / "strict"
-    main(
-        [
-            "insert",
-            "-i",
-            str(hosts),
-            "-o",
-            str(strict),
-            "--bank",
-            str(bank),
-            "--workers",
-            "1",
-            "--gate",
-            "dnsmos",
-            "--max-dnsmos-drop",
-            "-5",
-        ]
-    )
+    with pytest.raises(SystemExit):  # nothing kept: the stage exits non-zero, reasons written
+        main(
+            [
+                "insert",
+                "-i",
+                str(hosts),
+                "-o",
+                str(strict),
+                "--bank",
+                str(bank),
+                "--workers",
+                "1",
+                "--gate",
+                "dnsmos",
+                "--max-dnsmos-drop",
+                "-5",
+            ]
+        )
     reasons = [r["reason"] for _, r in iter_json_lines(strict / "rejects.jsonl.gz")]
     assert len(reasons) == 3 and all("DNSMOS overall" in r for r in reasons)
     assert not list((strict / "audio").glob("*.flac"))
