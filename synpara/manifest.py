@@ -279,6 +279,22 @@ def items(cut: Cut, kind: str) -> list[AlignmentItem]:
     return sorted(found, key=lambda item: (item.start, item.end, item.symbol))
 
 
+def inserted_events(cut: Cut) -> list[AlignmentItem]:
+    """The events of ``cut`` that ``insert`` made (exact by construction), not mined ones.
+
+    insert records each event's first sample in its output file (``custom["synpara"]["insert"]
+    ["events"][i]["start_sample"]`` at the rate of ``custom["synpara"]["source"]``); an event item
+    with that label starting there is an inserted one. Export moves times by its cut's start,
+    recorded as ``export.source_offset``.
+    """
+    meta = (cut.custom or {}).get("synpara") or {}
+    recorded = ((meta.get("insert") or {}).get("events")) or []
+    rate = float((meta.get("source") or {}).get("sample_rate") or cut.sampling_rate)
+    starts = {(e.get("label"), e["start_sample"]) for e in recorded if "start_sample" in e}
+    shift = float((meta.get("export") or {}).get("source_offset") or 0.0)
+    return [e for e in items(cut, EVENT) if (e.symbol, round((e.start + shift) * rate)) in starts]
+
+
 def to_cut_time(cut: Cut, recording_time: float) -> float:
     """Convert a recording-time second (as stored in alignments) to the cut's own time axis."""
     return recording_time - cut.start

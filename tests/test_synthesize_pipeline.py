@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_synthesize_pipeline_runs_on_bundled_material(tmp_path: Path, monkeypatch) -> None:
     pipeline = load_pipeline(REPO / "pipelines" / "synthesize.yaml")
-    assert [step.name for step in pipeline.steps] == ["tts", "insert"]
+    assert [step.name for step in pipeline.steps] == ["tts", "insert", "export"]
     # the same graph with the gate off and two lines (the gate's models are tested elsewhere)
     data = yaml.safe_load((REPO / "pipelines" / "synthesize.yaml").read_text())
     lines = (REPO / "assets" / "synthesize" / "lines.txt").read_text().splitlines()
@@ -27,10 +27,22 @@ def test_synthesize_pipeline_runs_on_bundled_material(tmp_path: Path, monkeypatc
     config.write_text(yaml.safe_dump(data))
     monkeypatch.chdir(REPO)  # the YAML's paths are relative to the repository root
     summaries = run_pipeline(load_pipeline(config), output=tmp_path / "out", progress=False)
-    assert [s.cuts for s in summaries] == [2, 2]
+    assert [s.cuts for s in summaries] == [2, 2, 2]
     for cut in iter_cuts(tmp_path / "out" / "02-insert" / "cuts.jsonl.gz"):
         events = items(cut, "event")
         assert len(events) == 2
         tagged = cut.supervisions[0].custom["tagged_text"]
         assert all(f"[{e.symbol}]" in tagged for e in events)
         assert cut.sampling_rate == 22050
+
+    # exported: every event of a synthesized corpus is flagged inserted, at its exact time
+    import datasets
+
+    dataset = datasets.load_from_disk(str(tmp_path / "out" / "03-export" / "hf"))
+    insert_manifest = tmp_path / "out" / "02-insert" / "cuts.jsonl.gz"
+    inserted = {cut.id: items(cut, "event") for cut in iter_cuts(insert_manifest)}
+    for row in dataset:
+        assert [e["inserted"] for e in row["events"]] == [True, True]
+        assert [round(e["start"], 6) for e in row["events"]] == [
+            round(e.start, 6) for e in inserted[row["id"]]
+        ]

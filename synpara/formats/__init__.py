@@ -53,16 +53,12 @@ WRITERS: dict[str, Writer] = {
 
 def rows(manifest: Path) -> Iterator[dict[str, Any]]:
     """One flat row per exported cut, streamed from the manifest."""
-    from synpara.manifest import EVENT, WORD, items, iter_cuts
+    from synpara.manifest import EVENT, WORD, inserted_events, items, iter_cuts
 
     for cut in iter_cuts(manifest):
         sups = list(cut.supervisions)
         custom = (sups[0].custom or {}) if sups else {}
-        export_meta = ((cut.custom or {}).get("synpara") or {}).get("export") or {}
-        inserted = {
-            (round(event["start"], 4), event["label"])
-            for event in export_meta.get("inserted_events", [])
-        }
+        inserted = {(round(e.start, 4), e.symbol) for e in inserted_events(cut)}
         yield {
             "id": cut.id,
             "audio": cut.recording.sources[0].source,

@@ -12,7 +12,15 @@ from typing import Any
 import numpy as np
 
 from synpara.errors import SynparaError
-from synpara.manifest import EVENT, MANIFEST_NAME, REJECTS_NAME, WORD, items, iter_cuts
+from synpara.manifest import (
+    EVENT,
+    MANIFEST_NAME,
+    REJECTS_NAME,
+    WORD,
+    inserted_events,
+    items,
+    iter_cuts,
+)
 
 #: Values kept per distribution: enough for a histogram, bounded for any corpus size.
 _MAX_VALUES = 20000
@@ -98,7 +106,7 @@ def gather(run_dir: Path, samples_per_label: int = 3, seed: int = 0) -> RunStats
         stats.utterances += 1
         stats.hours_out += cut.duration / 3600
         stats.value("utterance duration (s)", cut.duration, rng)
-        inserted_starts = _inserted_starts(cut)
+        inserted = {(e.symbol, e.start) for e in inserted_events(cut)}
         for sup in cut.supervisions:
             if sup.speaker:
                 stats.speakers.add(sup.speaker)
@@ -113,7 +121,7 @@ def gather(run_dir: Path, samples_per_label: int = 3, seed: int = 0) -> RunStats
             stats.value("event duration (s)", event.duration, rng)
             if event.score is not None:
                 stats.value("event score", event.score, rng)
-            if round(event.start, 4) in inserted_starts:
+            if (event.symbol, event.start) in inserted:
                 stats.inserted += 1
             else:
                 stats.mined += 1
@@ -125,8 +133,3 @@ def gather(run_dir: Path, samples_per_label: int = 3, seed: int = 0) -> RunStats
         for label in {e.symbol for e in events} or {"(no events)"}:
             stats.samples.setdefault(label, Reservoir(samples_per_label, rng)).add(cut)
     return stats
-
-
-def _inserted_starts(cut: Any) -> set[float]:
-    meta = ((cut.custom or {}).get("synpara") or {}).get("insert") or {}
-    return {round(float(e.get("start", -1)), 4) for e in meta.get("events", [])}

@@ -121,7 +121,7 @@ class Export(Stage[ExportConfig]):
             return Reject(str(error))
         if self.config.audio == "none":
             out = cut.copy(supervisions=supervisions)
-            self._record(out, cut, source=str(cut.recording.sources[0].source), offset=cut.start)
+            self._record(out, source=str(cut.recording.sources[0].source), offset=cut.start)
             return out
         path, rate = self._best_source(cut)
         audio_dir = Path(context.output_dir) / "audio"
@@ -147,7 +147,7 @@ class Export(Stage[ExportConfig]):
             samples = np.pad(samples, (0, max(0, num_samples - len(samples))))[:num_samples]
             write_flac_atomic(target, samples, out_rate)
         out = _rebased(cut, supervisions, target, out_rate, num_samples)
-        self._record(out, cut, source=path, offset=cut.start)
+        self._record(out, source=path, offset=cut.start)
         return out
 
     def finalise(self, context: FinaliseContext) -> None:
@@ -189,27 +189,12 @@ class Export(Stage[ExportConfig]):
             )
         return self._source_ok[path]
 
-    def _record(self, out: Cut, original: Cut, source: str, offset: float) -> None:
-        meta = synpara_meta(out)
-        inserted = [
-            {"start": round(e.start - offset, 6), "label": e.symbol}
-            for e in _inserted_events(original)
-        ]
-        meta["export"] = {
+    def _record(self, out: Cut, source: str, offset: float) -> None:
+        synpara_meta(out)["export"] = {
             "source": source,
             "source_offset": round(offset, 7),
             "tags": self.config.tags,
-            "inserted_events": inserted,
         }
-
-
-def _inserted_events(cut: Cut) -> list[Any]:
-    """Events that insert made (their times are exact), as recorded in the cut's custom."""
-    meta = ((cut.custom or {}).get("synpara") or {}).get("insert") or {}
-    starts = {round(float(e.get("start", -1)), 4) for e in meta.get("events", [])}
-    from synpara.manifest import items
-
-    return [e for e in items(cut, EVENT) if round(e.start, 4) in starts]
 
 
 def _read_span(path: str, rate: int, start: float, duration: float) -> np.ndarray:

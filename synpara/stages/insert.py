@@ -395,12 +395,13 @@ class Insert(Stage[InsertConfig]):
             at = event.placement.slot.at_sample
             pieces += [host[cursor:at], event.stretch]
             start_sample = at + shift + event.clip_offset_sample
-            event.info["start_sample"] = start_sample
-            event.info["clip_samples"] = event.clip_samples
-            if event.placement.label == "pause":
+            if event.placement.label == "pause":  # the whole stretch of room tone is the pause
                 start_sample, end_sample = at + shift, at + shift + len(event.stretch)
             else:
                 end_sample = start_sample + event.clip_samples
+            # the event item's own first and last sample: what marks it as inserted downstream
+            event.info["start_sample"], event.info["end_sample"] = start_sample, end_sample
+            event.info["clip_samples"] = event.clip_samples
             new_events.append(
                 alignment_item(event.placement.label, start_sample / rate, end_sample / rate, 1.0)
             )
