@@ -31,6 +31,8 @@ LABELS: dict[str, str] = {
     "cry": "crying, sobbing, whimpering",
     "hum": "humming with closed mouth, 'mm-hmm' without words",
     "yawn": "yawn",
+    "tsk": "tongue click, tut-tut",
+    "snore": "snoring",
     "pause": "silent pause inside a turn (only where a corpus marks it)",
 }
 
@@ -78,6 +80,10 @@ _ALIASES: dict[str, str] = {
     "humming": "hum",
     "yawns": "yawn",
     "yawning": "yawn",
+    "tongue_click": "tsk",
+    "tut": "tsk",
+    "snores": "snore",
+    "snoring": "snore",
     "silence": "pause",
 }
 

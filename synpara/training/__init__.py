@@ -1,0 +1,1 @@
+"""Training code for the event head (``synpara.head``): mixtures, features, fitting, scoring."""
