@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
 from synpara.eval.events import format_table, load_events, score
 from synpara.training.mixtures import load_mono, read_truth
 
-LAUGHSPEECH = Path("../shared/data/speech/laughspeech")
+LAUGHSPEECH = Path(os.environ.get("SYNPARA_SHARED_DATA", "../shared/data")) / "speech" / "laughspeech"
 
 
 def real_truth(directory: Path, out: Path) -> tuple[Path, dict[str, Path]]:
@@ -95,6 +96,8 @@ def main() -> None:
         sets["mixtures"] = mixture_truth
     if args.real and (args.real / "truth.jsonl").exists():
         sets["real"] = real_truth
+    if not sets:
+        parser.error(f"nothing to score: no --mixtures and no {args.real}/truth.jsonl")
     for set_name, make in sets.items():
         out = args.out / set_name
         out.mkdir(parents=True, exist_ok=True)

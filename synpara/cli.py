@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
               show_default=True, help="frozen encoder the head reads")
 @click.option("--train-mixtures", type=int, default=600, show_default=True)
 @click.option("--dev-mixtures", type=int, default=200, show_default=True)
-@click.option("--epochs", type=int, default=40, show_default=True)
+@click.option("--epochs", type=int, default=30, show_default=True)
 @click.option("--no-espeak", is_flag=True, help="do not add espeak-ng voices as hosts")
 def train_detector_command(bank: str, hosts: tuple[str, ...], output: str, seed: int,
                            feature: str, train_mixtures: int, dev_mixtures: int, epochs: int,

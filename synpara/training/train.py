@@ -60,10 +60,12 @@ class TrainConfig:
     dev_mixtures: int = field(default=120, metadata={"help": "dev mixtures (half tune, half test)"})
     dev_fraction: float = field(default=0.3, metadata={"help": "share of bank groups for dev"})
     espeak: bool = field(default=True, metadata={"help": "add espeak-ng voices as hosts"})
-    epochs: int = field(default=40, metadata={"help": "training epochs"})
-    hidden: int = field(default=128, metadata={"help": "channels of the temporal convolutions"})
+    epochs: int = field(default=30, metadata={"help": "training epochs"})
+    hidden: int = field(default=64, metadata={"help": "channels of the temporal convolutions"})
     kernel: int = field(default=5, metadata={"help": "temporal kernel (frames)"})
-    threads: int = field(default=2, metadata={"help": "CPU threads for encoders and torch"})
+    threads: int = field(default=1, metadata={"help": "CPU threads for the encoders"})
+    pos_weight_max: float = field(
+        default=1.0, metadata={"help": "cap on the weight of a rare label's positive frames"})
 
 
 # --------------------------------------------------------------------------- data
@@ -107,15 +109,20 @@ def prepare_data(config: TrainConfig) -> dict[str, Any]:
 
 def extract_features(directory: Path, feature: str, threads: int, cache: Path) -> list[np.ndarray]:
     """Features of every mixture in ``directory`` (cached in ``cache`` as one npz)."""
+    import hashlib
+
     from synpara.training.mixtures import load_mono
 
     truth = read_truth(directory / "truth.jsonl")
     ids = [line["id"] for line in truth]
+    # The cache is valid for exactly these mixtures: the same ids and the same truth file.
+    recipe = hashlib.sha256((directory / "truth.jsonl").read_bytes()).hexdigest()
     if cache.exists():
-        stored = np.load(cache, allow_pickle=False)
-        if list(stored["ids"]) == ids:
-            offsets = stored["offsets"]
-            return [stored["frames"][offsets[i]:offsets[i + 1]] for i in range(len(ids))]
+        with np.load(cache, allow_pickle=False) as stored:
+            if list(stored["ids"]) == ids and str(stored.get("recipe", "")) == recipe:
+                # Read each array once: an NpzFile decompresses the array again on every access.
+                offsets, every = stored["offsets"], stored["frames"]
+                return [every[offsets[i]:offsets[i + 1]] for i in range(len(ids))]
     extractor = load_features(feature, threads)
     start = time.perf_counter()
     audio = [load_mono(directory / f"{i}.flac") for i in ids]
@@ -125,7 +132,7 @@ def extract_features(directory: Path, feature: str, threads: int, cache: Path) -
              time.perf_counter() - start)
     cache.parent.mkdir(parents=True, exist_ok=True)
     offsets = np.cumsum([0] + [len(f) for f in frames])
-    np.savez(cache, ids=np.array(ids), offsets=offsets,
+    np.savez(cache, ids=np.array(ids), offsets=offsets, recipe=np.array(recipe),
              frames=np.concatenate(frames) if frames else np.zeros((0, 1), np.float32))
     return frames
 
@@ -151,16 +158,17 @@ def frame_targets(events: list[dict[str, Any]], frames: int, labels: list[str]) 
 
 
 def fit_head(features: list[np.ndarray], targets: list[np.ndarray], *, seed: int, epochs: int,
-             hidden: int, kernel: int, threads: int, crop: int = 64, batch: int = 16
-             ) -> tuple[Any, np.ndarray, np.ndarray]:
+             hidden: int, kernel: int, pos_weight_max: float = 1.0, crop: int = 64,
+             batch: int = 16) -> tuple[Any, np.ndarray, np.ndarray]:
     """Train the temporal head on random crops; returns ``(network, mean, std)``."""
     import torch
 
     from synpara.head import build_network
 
     torch.manual_seed(seed)
-    if threads > 0:
-        torch.set_num_threads(threads)
+    # One thread: the batches are small, and on shared cores two OpenMP threads measured 10x
+    # slower per step than one (spin-waiting); it also keeps the result independent of the host.
+    torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
     stacked = np.concatenate(features)
     mean = stacked.mean(axis=0)
@@ -168,8 +176,8 @@ def fit_head(features: list[np.ndarray], targets: list[np.ndarray], *, seed: int
     all_targets = np.concatenate(targets)
     positives = all_targets.sum(axis=0)
     # Rare labels weigh more, within limits: a few clips should not dominate the loss.
-    pos_weight = np.clip((len(all_targets) - positives) / np.maximum(positives, 1.0), 1.0, 30.0)
-    pos_weight = np.sqrt(pos_weight)
+    pos_weight = np.sqrt(np.maximum((len(all_targets) - positives) / np.maximum(positives, 1), 1))
+    pos_weight = np.minimum(pos_weight, pos_weight_max)
     network = build_network(stacked.shape[1], all_targets.shape[1], hidden, kernel)
     optimiser = torch.optim.AdamW(network.parameters(), lr=2e-3, weight_decay=1e-2)
     loss_fn = torch.nn.BCEWithLogitsLoss(
@@ -230,15 +238,26 @@ def score_events(truth: list[dict[str, Any]], predicted: dict[str, list[tuple]],
 
 
 def tune_thresholds(head: EventHead, frames: list[np.ndarray], truth: list[dict[str, Any]],
-                    grid: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+                    grid: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
                     ) -> dict[str, float]:
-    """Per-label threshold with the best event F1 on ``truth`` (labels absent there keep 0.5)."""
+    """Per-label threshold with the best event F1 on ``truth``.
+
+    A label with no dev event (its only clips went to training, or it is a YAMNet prior) cannot be
+    scored for F1, but everything it fires on dev is a false alarm: it gets the lowest threshold
+    that fires nowhere there (the top of the grid if none does).
+    """
     ids = [line["id"] for line in truth]
     probs = {i: head.probs_from_features(f) for i, f in zip(ids, frames)}
     present = {e["label"] for line in truth for e in line["events"]}
     chosen = dict(head.thresholds)
     for label in head.labels:
         if label not in present:
+            column = head.labels.index(label)
+            quiet = [t for t in grid
+                     if not any(e[0] == label for p in probs.values()
+                                for e in frames_to_events(p[:, [column]], [label], {label: t},
+                                                          head.post))]
+            chosen[label] = min(quiet) if quiet else max(grid)
             continue
         best = (-1.0, chosen.get(label, 0.5))
         for threshold in grid:
@@ -287,7 +306,7 @@ def train_detector(config: TrainConfig) -> dict[str, Any]:
                for line, f in zip(train_truth, train_frames)]
     network, mean, std = fit_head(train_frames, targets, seed=config.seed, epochs=config.epochs,
                                   hidden=config.hidden, kernel=config.kernel,
-                                  threads=config.threads)
+                                  pos_weight_max=config.pos_weight_max)
     provenance = {"config": asdict(config), "train_clips": counts, "dev_clips": dev_counts,
                   "train_hosts": [str(h) for h in data["train_hosts"]],
                   "dev_hosts": [str(h) for h in data["dev_hosts"]],
