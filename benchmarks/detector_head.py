@@ -26,7 +26,8 @@ from pathlib import Path
 from synpara.eval.events import format_table, load_events, score
 from synpara.training.mixtures import load_mono, read_truth
 
-LAUGHSPEECH = Path(os.environ.get("SYNPARA_SHARED_DATA", "../shared/data")) / "speech" / "laughspeech"
+SHARED_DATA = Path(os.environ.get("SYNPARA_SHARED_DATA", "../shared/data"))
+LAUGHSPEECH = SHARED_DATA / "speech" / "laughspeech"
 
 
 def real_truth(directory: Path, out: Path) -> tuple[Path, dict[str, Path]]:
