@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+SHARED = Path(os.environ.get("SYNPARA_SHARED_DATA", REPO.parent / "shared" / "data"))
 #: The recipe of the shipped head: change it only together with the committed file.
 SEED = 0
 FEATURE = "yamnet"
