@@ -29,6 +29,7 @@ DETECTORS: dict[str, str] = {
     "yamnet": "synpara.detectors.yamnet:load_yamnet_detector",
     "ast:DIR": "synpara.detectors.waveform:load_ast_detector",
     "panns:FILE": "synpara.detectors.waveform:load_panns_detector",
+    "head:FILE": "synpara.detectors.head:load_head_detector",  # head:default is the shipped one
 }
 
 #: Our own label for "someone is talking" in a detector with our labels (speech counts against

@@ -109,8 +109,9 @@ class DetectConfig(StageConfig):
     """
 
     detector: str = field(default="yamnet", metadata={
-        "help": "yamnet (packaged), ast:DIR (a transformers audio classifier saved locally) or "
-                "panns:FILE (a PANNs Cnn14-style checkpoint)"})
+        "help": "yamnet (packaged, with the rules), head:default (the trained head synpara "
+                "ships), head:FILE (one from train-detector), ast:DIR (a transformers audio "
+                "classifier saved locally) or panns:FILE (a PANNs Cnn14-style checkpoint)"})
     hop: float = field(default=0.2, metadata={"help": "seconds between scored windows everywhere"})
     fine_hop: float = field(default=0.05, metadata={
         "help": "seconds between windows in voiced stretches without words (0 = no second look)"})
@@ -258,6 +259,15 @@ class Detect(Stage[DetectConfig]):
         if duration < 0.05 or float(np.max(np.abs(samples), initial=0.0)) < 1e-4:
             return [], {"silence": 1.0} if duration > 0 else {}
         word_spans = [(a, b) for a, b, _ in (words or [])]
+        timed = getattr(self.detector, "events", None)
+        if timed is not None:  # a trained head times its own events frame by frame
+            spans = [Detection(label, start, end, score) for label, start, end, score in
+                     timed(samples)]
+            if config.energy_edges:
+                spans = rules.snap_edges(spans, frame_features(samples), word_spans)
+            spans = rules.finish(rules.resolve_overlaps(spans), duration,
+                                 config.min_duration_map(), config.merge_gap)
+            return spans, {}
         coarse = np.arange(config.hop / 2, duration, config.hop)
         prepared = self.detector.prepare(samples)  # once per cut: both passes slice it
         coarse_probs = self.detector.score(prepared, coarse)

@@ -1,0 +1,120 @@
+"""Trained event head vs. the YAMNet rules (``synpara detect`` default), on the same audio.
+
+Scores, through ``synpara eval events`` (files written to ``--out`` so the command can be rerun):
+
+* ``--mixtures DIR``: held-out mixtures written by ``synpara train-detector`` (``DIR/truth.jsonl``,
+  ``DIR/<id>.flac``; e.g. ``OUT/mixtures/dev``). The head's thresholds were tuned on the first half;
+  only the second half (dev-test) is scored.
+* ``--real DIR``: real recordings with a ``truth.jsonl`` keyed by ``file`` (default
+  ``../shared/data/speech/laughspeech``: laughter inside speech, labelled by its authors - for
+  checking, never tuning).
+
+Prints per-label P/R/F1, onset error and false alarms per minute, and speed (audio s per s).
+
+    python benchmarks/detector_head.py --head synpara/data/heads/default.pt \\
+        --mixtures output/head/mixtures/dev
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from synpara.eval.events import format_table, load_events, score
+from synpara.training.mixtures import load_mono, read_truth
+
+SHARED_DATA = Path(os.environ.get("SYNPARA_SHARED_DATA", "../shared/data"))
+LAUGHSPEECH = SHARED_DATA / "speech" / "laughspeech"
+
+
+def real_truth(directory: Path, out: Path) -> tuple[Path, dict[str, Path]]:
+    """``truth.jsonl`` keyed by ``file`` -> event JSONL keyed by ``id`` (the file stem)."""
+    lines, files = [], {}
+    for line in read_truth(directory / "truth.jsonl"):
+        stem = Path(line["file"]).stem
+        files[stem] = directory / line["file"]
+        lines.append({"id": stem, "duration": line["duration"], "events": line["events"]})
+    path = out / "truth.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return path, files
+
+
+def mixture_truth(directory: Path, out: Path) -> tuple[Path, dict[str, Path]]:
+    truth = read_truth(directory / "truth.jsonl")
+    test = truth[len(truth) // 2:]  # the half the thresholds were not tuned on
+    path = out / "truth.jsonl"
+    path.write_text("".join(json.dumps({k: x[k] for k in ("id", "duration", "events")}) + "\n"
+                            for x in test))
+    return path, {x["id"]: directory / f"{x['id']}.flac" for x in test}
+
+
+def run_detector(name: str, detect, files: dict[str, Path], out: Path) -> tuple[Path, float]:
+    """Predictions as event JSONL; returns the file and audio seconds per second."""
+    lines, audio_s, spent = [], 0.0, 0.0
+    for rec_id, path in files.items():
+        samples = load_mono(path)
+        start = time.perf_counter()
+        events = detect(samples)
+        spent += time.perf_counter() - start
+        audio_s += len(samples) / 16000
+        lines.append({"id": rec_id, "duration": len(samples) / 16000,
+                      "events": [{"label": e[0], "start": round(float(e[1]), 3),
+                                  "end": round(float(e[2]), 3)} for e in events]})
+    path = out / f"pred_{name}.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return path, audio_s / max(spent, 1e-9)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--head", action="append", default=[],
+                        help="head file (repeatable; default: the shipped one)")
+    parser.add_argument("--mixtures", type=Path, help="held-out mixtures (OUT/mixtures/dev)")
+    parser.add_argument("--real", type=Path, default=LAUGHSPEECH)
+    parser.add_argument("--no-rules", action="store_true", help="skip the YAMNet rules")
+    parser.add_argument("--labels", default="", help="score only these labels (comma list)")
+    parser.add_argument("--out", type=Path, default=Path("output/bench_head"))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    from synpara.detectors.head import DEFAULT_HEAD, EventHead
+
+    heads = {Path(h).stem if Path(h).name != "head.pt" else Path(h).parent.name: EventHead.load(
+        h, args.threads) for h in (args.head or [str(DEFAULT_HEAD)])}
+    detectors = {f"head-{name}": head.events for name, head in heads.items()}
+    if not args.no_rules:
+        from synpara.stages.detect import Detect, DetectConfig
+
+        rules = Detect(DetectConfig(threads=args.threads))
+        rules.setup()
+        detectors["rules"] = lambda x: [(s.label, s.start, s.end) for s in rules.detect(x)[0]]
+    keep = set(filter(None, args.labels.split(",")))
+    sets = {}
+    if args.mixtures:
+        sets["mixtures"] = mixture_truth
+    if args.real and (args.real / "truth.jsonl").exists():
+        sets["real"] = real_truth
+    if not sets:
+        parser.error(f"nothing to score: no --mixtures and no {args.real}/truth.jsonl")
+    for set_name, make in sets.items():
+        out = args.out / set_name
+        out.mkdir(parents=True, exist_ok=True)
+        truth_path, files = make(args.mixtures if set_name == "mixtures" else args.real, out)
+        truth = load_events(truth_path)
+        for name, detect in detectors.items():
+            pred_path, speed = run_detector(name, detect, files, out)
+            pred = load_events(pred_path)
+            if keep or set_name == "real":  # the real set labels laughter only
+                wanted = keep or {e.label for r in truth.values() for e in r.events}
+                for rec in list(truth.values()) + list(pred.values()):
+                    rec.events = [e for e in rec.events if e.label in wanted]
+            print(f"\n== {set_name}: {name} ({speed:.1f} audio s per s)\n"
+                  f"   synpara eval events --truth {truth_path} --pred {pred_path}")
+            print(format_table(score(truth, pred)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,2 @@
+"""Training code for the event head (``synpara.detectors.head``): mixtures, features, fitting,
+scoring."""

@@ -1,0 +1,473 @@
+"""Training mixtures for the event head: vocalizations from a bank laid into host speech, with
+exact labels (seconds), in pauses *and* over speech, plus hard negatives and the domain spread of
+real audio (reverb, telephone band, lossy codecs, noise, level).
+
+Self-contained on purpose: the ``insert`` stage (``synpara/stages/insert.py``) will own splicing
+and overlay; :func:`make_mixture` is the one function to swap for it.
+
+>>> clips = scan_bank(Path("../shared/data/vocal"))                      # doctest: +SKIP
+>>> train, dev = split_bank(clips, dev_fraction=0.3, seed=0)             # doctest: +SKIP
+>>> write_mixtures(out / "dev", dev, dev_hosts, count=60, seed=0)        # doctest: +SKIP
+
+Bank layout: a folder of clips; a clip's label is its sub-folder's name or, at the top level, the
+first token of its file name that :func:`synpara.ontology.canonical_label` knows
+(``hedgewars_Default_PoisonCough.ogg`` -> ``cough``). Folders that name no ontology label
+(``nose_blowing``) are kept as unlabelled hard negatives. The *group* of a clip (its speaker or
+source voice) decides the split: ``2FYX_10_8.flac`` -> ``2FYX``; ``hedgewars_Default_Laugh.ogg``
+-> ``hedgewars_Default``; ``cough_scratch_female.wav`` -> ``scratch_female``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synpara.errors import SynparaError
+from synpara.ontology import canonical_label
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a")
+_SPEAKER_ID = re.compile(r"^([A-Z0-9]{4})_")  # vocal_nc style: 4-character speaker id
+
+
+@dataclass(frozen=True, slots=True)
+class BankClip:
+    """One vocalization file: ``label`` None marks a hard negative (a folder with no label)."""
+
+    path: Path
+    label: str | None
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class MixConfig:
+    """How mixtures are drawn (every draw from the mixture's own generator)."""
+
+    host_seconds: tuple[float, float] = field(
+        default=(3.0, 9.0), metadata={"help": "host speech excerpt length range (s)"})
+    max_events: int = field(default=3, metadata={"help": "most events per mixture"})
+    negative_fraction: float = field(
+        default=0.2, metadata={"help": "share of mixtures with no event (speech-only)"})
+    overlay_fraction: float = field(
+        default=0.5, metadata={"help": "share of events laid over speech instead of in a pause"})
+    gain_db: tuple[float, float] = field(
+        default=(-10.0, 4.0), metadata={"help": "event level relative to the host's (dB)"})
+    speed: tuple[float, float] = field(
+        default=(0.85, 1.2), metadata={"help": "resampling factor range: speed and pitch together"})
+    reverb_p: float = field(default=0.3, metadata={"help": "chance of synthetic room reverb"})
+    telephone_p: float = field(default=0.15, metadata={"help": "chance of a 300-3400 Hz band"})
+    codec_p: float = field(default=0.2, metadata={"help": "chance of an mp3/opus round trip"})
+    noise_p: float = field(default=0.6, metadata={"help": "chance of added noise"})
+    snr_db: tuple[float, ...] = field(
+        default=(0.0, 5.0, 10.0, 20.0, 30.0), metadata={"help": "noise SNRs drawn from (dB)"})
+
+
+# --------------------------------------------------------------------------- bank and hosts
+
+
+def _tokens(stem: str) -> list[str]:
+    """File-name words, split on ``_``/``-`` and camel case (``PoisonCough`` -> poison, cough)."""
+    words = []
+    for part in re.split(r"[_\-\s.]+", stem):
+        words += [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", part)]
+    return words
+
+
+def _label_of(word: str) -> str | None:
+    try:
+        return canonical_label(word)
+    except SynparaError:
+        return None
+
+
+def clip_label_and_group(path: Path, bank: Path) -> tuple[str | None, str, bool]:
+    """``(label, group, labelled_folder)`` of one bank file (see the module docstring)."""
+    relative = path.relative_to(bank)
+    speaker = _SPEAKER_ID.match(path.name)
+    if len(relative.parts) > 1:  # label from the folder; None for negative folders
+        label = _label_of(relative.parts[0])
+        group = speaker.group(1) if speaker else f"{relative.parts[0]}/{path.stem}"
+        return label, group, True
+    words = path.stem.split("_")
+    label, kept = None, []
+    for word in words:
+        found = None
+        for token in _tokens(word):
+            found = found or _label_of(token)
+        if found and label is None:
+            label = found
+            continue
+        kept.append(word)
+    group = speaker.group(1) if speaker else "_".join(kept) or path.stem
+    return label, group, False
+
+
+def scan_bank(bank: str | Path) -> list[BankClip]:
+    """Every audio file under ``bank`` with its label and group; raises when none is usable."""
+    bank = Path(bank)
+    if not bank.is_dir():
+        raise SynparaError("bank is not a directory", bank)
+    clips = []
+    for path in sorted(bank.rglob("*")):
+        if path.suffix.lower() not in AUDIO_SUFFIXES or not path.is_file():
+            continue
+        label, group, in_folder = clip_label_and_group(path, bank)
+        if label is None and not in_folder:
+            log.warning("%s: no known label in the file name; skipped", path)
+            continue
+        clips.append(BankClip(path, label, group))
+    if not any(c.label for c in clips):
+        raise SynparaError("no labelled audio clips in the bank (label = folder or file name)",
+                           bank)
+    return clips
+
+
+def split_bank(clips: list[BankClip], dev_fraction: float = 0.3, seed: int = 0
+               ) -> tuple[list[BankClip], list[BankClip]]:
+    """Train/dev split by group (speaker or source voice): no voice is on both sides.
+
+    Groups are dealt label by label, rarest label first, so every label with two or more groups
+    gets at least one dev group and keeps at least one training group.
+    """
+    rng = np.random.default_rng(seed)
+    groups: dict[str, set[str | None]] = {}
+    for clip in clips:
+        groups.setdefault(clip.group, set()).add(clip.label)
+    dev_groups: set[str] = set()
+    train_groups: set[str] = set()
+    labels = sorted({c.label for c in clips if c.label},
+                    key=lambda lab: (sum(lab in g for g in groups.values()), lab))
+    for label in labels + [None]:
+        mine = sorted(g for g, labs in groups.items() if label in labs
+                      and g not in dev_groups | train_groups)
+        rng.shuffle(mine)
+        total = sum(label in groups[g] for g in groups)
+        have_dev = sum(label in groups[g] for g in dev_groups)
+        want_dev = 0 if total < 2 else max(1, int(round(dev_fraction * total))) - have_dev
+        for group in mine:
+            has_train = any(label in groups[g] for g in train_groups)
+            if want_dev > 0 and (has_train or len(mine) > 1):
+                dev_groups.add(group)
+                want_dev -= 1
+            else:
+                train_groups.add(group)
+    train = [c for c in clips if c.group in train_groups]
+    dev = [c for c in clips if c.group in dev_groups]
+    return train, dev
+
+
+def scan_hosts(paths: list[str | Path]) -> list[Path]:
+    """Audio files under the given files/folders (sorted), skipping ``laughspeech`` (held out)."""
+    found: list[Path] = []
+    for entry in paths:
+        entry = Path(entry)
+        if entry.is_file():
+            found.append(entry)
+        elif entry.is_dir():
+            found += [p for p in sorted(entry.rglob("*")) if p.suffix.lower() in AUDIO_SUFFIXES
+                      and "laughspeech" not in p.parts and "breaths" not in p.stem]
+        else:
+            raise SynparaError("no such host file or folder", entry)
+    if not found:
+        raise SynparaError(f"no host speech files under {', '.join(map(str, paths))}")
+    return found
+
+
+def split_hosts(hosts: list[Path], dev_fraction: float = 0.3, seed: int = 0
+                ) -> tuple[list[Path], list[Path]]:
+    """Train/dev split of host files (a file, and so its speaker turn, is on one side only)."""
+    order = np.random.default_rng(seed + 1).permutation(len(hosts))
+    n_dev = max(1, int(round(dev_fraction * len(hosts)))) if len(hosts) > 1 else 0
+    dev = [hosts[i] for i in sorted(order[:n_dev])]
+    train = [hosts[i] for i in sorted(order[n_dev:])]
+    return train, dev or train
+
+
+_ESPEAK_TEXTS = {
+    "en": "I told you we would get there early, but nobody listened to me at all.",
+    "en-us": "Well, the meeting went on for hours and then the power went out.",
+    "de": "Ich habe das wirklich nicht erwartet, aber es war am Ende ganz gut.",
+    "fr": "Je ne sais pas pourquoi il a fait ça, mais c'était vraiment drôle.",
+    "es": "No me lo puedo creer, otra vez llegamos tarde a la estación.",
+    "it": "Abbiamo camminato tutto il giorno e poi abbiamo perso il treno.",
+    "pt": "Eu achei que ia chover, mas o dia ficou bonito no final.",
+    "cmn": "我们昨天去了公园，天气很好，大家都很开心。",
+    "ja": "きのうは雨がふっていたので、ずっと家にいました。",
+    "ru": "Мы долго ждали автобус, а потом пошли пешком домой.",
+    "nl": "We hebben de hele middag gepraat en toen was het al donker.",
+    "hi": "कल हम बाज़ार गए और बहुत सारी चीज़ें खरीदीं।",
+}
+
+
+def espeak_hosts(out_dir: Path) -> list[Path]:
+    """Host utterances in several languages from espeak-ng (made once, cached in ``out_dir``)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made = []
+    for voice, text in _ESPEAK_TEXTS.items():
+        for variant, speed in (("", 160), ("+f3", 140)):
+            path = out_dir / f"espeak_{voice}{variant.replace('+', '_')}.wav"
+            if not path.exists():
+                try:
+                    subprocess.run(["espeak-ng", "-v", voice + variant, "-s", str(speed), "-w",
+                                    str(path), text], check=True, capture_output=True, timeout=60)
+                except (OSError, subprocess.SubprocessError) as error:
+                    log.warning("espeak-ng %s failed (%s); host skipped", voice, error)
+                    continue
+            made.append(path)
+    return made
+
+
+def load_mono(path: Path) -> np.ndarray:
+    """16 kHz mono float32, DC removed (some bank clips carry a large offset)."""
+    from synpara.audio import decode, resample, to_mono
+
+    decoded = decode(path)
+    samples = resample(to_mono(decoded.samples), decoded.sample_rate, SAMPLE_RATE)
+    return (samples - np.mean(samples)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- one mixture
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-12))
+
+
+def _active_rms(x: np.ndarray) -> float:
+    """RMS of the louder half of 20 ms frames: a host's speech level, not its pauses'."""
+    frames = x[: len(x) // 320 * 320].reshape(-1, 320)
+    if not len(frames):
+        return _rms(x)
+    energy = np.mean(frames.astype(np.float64) ** 2, axis=1)
+    return float(np.sqrt(np.mean(np.sort(energy)[len(energy) // 2:]) + 1e-12))
+
+
+def _prepare_event(clip: np.ndarray, rng: np.random.Generator, config: MixConfig
+                   ) -> tuple[np.ndarray, int, int]:
+    """Speed/pitch-shifted event and the ``(start_sample, end_sample)`` of its audible part."""
+    from scipy.signal import resample_poly
+
+    from synpara.audio import active_span
+
+    factor = rng.uniform(*config.speed)
+    up = 100
+    down = int(round(up * factor))
+    shifted = resample_poly(clip, up, down).astype(np.float32) if down != up else clip
+    start, end = active_span(shifted, SAMPLE_RATE, below_peak_db=30.0)
+    if end <= start:
+        return shifted, 0, 0
+    # Keep 50 ms of lead-in/out audio but label only the audible part.
+    lead = int(0.05 * SAMPLE_RATE)
+    a, b = max(0, start - lead), min(len(shifted), end + lead)
+    return shifted[a:b], start - a, end - a
+
+
+def _pause_points(host: np.ndarray) -> np.ndarray:
+    """Sample positions of quiet 20 ms frames (pause candidates), else evenly spread points."""
+    frames = host[: len(host) // 320 * 320].reshape(-1, 320)
+    energy = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-10)
+    if not len(energy):
+        return np.array([0])
+    quiet = np.flatnonzero(energy < np.percentile(energy, 15) + 3.0)
+    return (quiet if len(quiet) else np.arange(len(energy))) * 320 + 160
+
+
+def make_mixture(host: np.ndarray, events: list[tuple[str | None, np.ndarray]],
+                 rng: np.random.Generator, config: MixConfig
+                 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Lay ``events`` (label, clip) into ``host``: each in a pause or over speech.
+
+    Returns the mixture and its labelled events ``{"label", "start", "end", "overlay"}``; clips with
+    a None label are placed the same way but not labelled (hard negatives).
+    """
+    mix = host.astype(np.float32).copy()
+    level = _active_rms(host)
+    placed: list[dict[str, Any]] = []
+    for label, clip in events:
+        audio, on, off = _prepare_event(clip, rng, config)
+        if off <= on:
+            continue
+        gain = level * 10 ** (rng.uniform(*config.gain_db) / 20) / max(_active_rms(audio), 1e-6)
+        audio = audio * gain
+        overlay = rng.random() < config.overlay_fraction
+        if overlay:
+            at = int(rng.integers(0, max(1, len(mix) - len(audio))))
+            end = at + len(audio)
+            if end > len(mix):
+                mix = np.concatenate([mix, np.zeros(end - len(mix), np.float32)])
+            mix[at:end] += audio
+        else:  # splice into a pause: the host after the point moves right
+            at = int(rng.choice(_pause_points(mix)))
+            gap_before = int(rng.uniform(0.05, 0.3) * SAMPLE_RATE)
+            gap_after = int(rng.uniform(0.05, 0.3) * SAMPLE_RATE)
+            inserted = np.concatenate([np.zeros(gap_before, np.float32), audio,
+                                       np.zeros(gap_after, np.float32)])
+            shift = len(inserted)
+            for event in placed:  # events already laid after the point move with the host
+                if event["start"] >= at / SAMPLE_RATE:
+                    event["start"] += shift / SAMPLE_RATE
+                    event["end"] += shift / SAMPLE_RATE
+            mix = np.concatenate([mix[:at], inserted, mix[at:]])
+            at += gap_before
+        if label is not None:
+            placed.append({"label": label, "start": (at + on) / SAMPLE_RATE,
+                           "end": (at + off) / SAMPLE_RATE, "overlay": bool(overlay)})
+    return mix, sorted(placed, key=lambda e: e["start"])
+
+
+# --------------------------------------------------------------------------- domain spread
+
+
+def _noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """White, pink or brown noise (shaped in the frequency domain)."""
+    white = rng.standard_normal(n)
+    slope = rng.choice([0.0, 0.5, 1.0])
+    if slope == 0.0:
+        return white
+    spectrum = np.fft.rfft(white)
+    freqs = np.maximum(np.fft.rfftfreq(n), 1.0 / n)
+    return np.fft.irfft(spectrum / freqs ** slope, n)
+
+
+def _reverb(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    from scipy.signal import fftconvolve
+
+    rt60 = rng.uniform(0.15, 0.8)
+    length = int(rt60 * SAMPLE_RATE)
+    t = np.arange(length) / SAMPLE_RATE
+    ir = rng.standard_normal(length) * np.exp(-6.9 * t / rt60)
+    ir[0] = 1.0  # the direct path
+    ir *= 1.0 / np.sqrt(np.sum(ir ** 2))
+    return fftconvolve(x, ir)[: len(x)].astype(np.float32)
+
+
+def _telephone(x: np.ndarray) -> np.ndarray:
+    from scipy.signal import butter, resample_poly, sosfilt
+
+    sos = butter(4, [300, 3400], btype="bandpass", fs=SAMPLE_RATE, output="sos")
+    narrow = resample_poly(sosfilt(sos, x), 1, 2)
+    return resample_poly(narrow, 2, 1)[: len(x)].astype(np.float32)
+
+
+def _codec(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An mp3 or opus round trip through ffmpeg; the input is returned if ffmpeg fails."""
+    import soundfile
+
+    codec = ("libmp3lame", "mp3", rng.choice(["32k", "48k", "64k"])) if rng.random() < 0.5 \
+        else ("libopus", "ogg", rng.choice(["12k", "16k", "24k"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.wav", Path(tmp) / f"out.{codec[1]}"
+        soundfile.write(src, np.clip(x, -1, 1), SAMPLE_RATE)
+        back = Path(tmp) / "back.wav"
+        try:
+            subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(src),
+                            "-c:a", codec[0], "-b:a", str(codec[2]), str(dst)], check=True,
+                           timeout=60)
+            subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(dst),
+                            "-ar", str(SAMPLE_RATE), "-ac", "1", str(back)], check=True,
+                           timeout=60)
+            decoded, _ = soundfile.read(back, dtype="float32")
+        except (OSError, subprocess.SubprocessError) as error:
+            log.warning("codec round trip failed (%s); kept the clean mixture", error)
+            return x
+    out = np.zeros(len(x), np.float32)
+    out[: min(len(x), len(decoded))] = decoded[: len(x)]
+    return out
+
+
+def add_domain(x: np.ndarray, rng: np.random.Generator, config: MixConfig
+               ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Reverb, band limit, noise at an SNR, lossy codec and a level change, each by chance."""
+    applied: dict[str, Any] = {}
+    if rng.random() < config.reverb_p:
+        x, applied["reverb"] = _reverb(x, rng), True
+    if rng.random() < config.noise_p:
+        snr = float(rng.choice(config.snr_db))
+        noise = _noise(len(x), rng)
+        x = x + noise * (_active_rms(x) / _rms(noise) / 10 ** (snr / 20))
+        applied["snr_db"] = snr
+    if rng.random() < config.telephone_p:
+        x, applied["telephone"] = _telephone(x), True
+    peak = float(np.max(np.abs(x))) or 1.0
+    level_db = rng.uniform(-30.0, -1.0)  # peak level: quiet recordings and hot ones
+    x = (x / peak * 10 ** (level_db / 20)).astype(np.float32)
+    applied["peak_dbfs"] = round(level_db, 1)
+    if rng.random() < config.codec_p:
+        x, applied["codec"] = _codec(x, rng), True
+    return x.astype(np.float32), applied
+
+
+# --------------------------------------------------------------------------- a set of mixtures
+
+
+def write_mixtures(out_dir: str | Path, clips: list[BankClip], hosts: list[Path], count: int,
+                   seed: int, config: MixConfig = MixConfig()) -> Path:
+    """Write ``count`` mixtures as ``out_dir/<id>.flac`` and their truth as
+    ``out_dir/truth.jsonl`` (``synpara eval events`` format, plus ``overlay`` per event).
+
+    Mixture ``i`` draws everything from ``default_rng([seed, i])``: a set is reproducible and a
+    mixture does not depend on the others. Returns the truth file.
+    """
+    import soundfile
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    truth_path = out_dir / "truth.jsonl"
+    if not clips or not any(c.label for c in clips):
+        raise SynparaError("no labelled clips to mix", out_dir)
+    if not hosts:
+        raise SynparaError("no host speech to mix into", out_dir)
+    bank_audio = {c.path: load_mono(c.path) for c in clips}
+    host_audio = {h: load_mono(h) for h in hosts}
+    labelled = [c for c in clips if c.label]
+    negatives = [c for c in clips if not c.label]
+    # Draw labels evenly, then a clip of the label: rare labels are not drowned by common ones.
+    by_label: dict[str, list[BankClip]] = {}
+    for clip in labelled:
+        by_label.setdefault(str(clip.label), []).append(clip)
+    label_names = sorted(by_label)
+    lines = []
+    for index in tqdm(range(count), desc=f"mixtures {out_dir.name}", leave=False):
+        rng = np.random.default_rng([seed, index])
+        host_path = hosts[int(rng.integers(len(hosts)))]
+        host = host_audio[host_path]
+        length = int(rng.uniform(*config.host_seconds) * SAMPLE_RATE)
+        start = int(rng.integers(0, max(1, len(host) - length)))
+        excerpt = host[start:start + length]
+        chosen: list[tuple[str | None, np.ndarray]] = []
+        if rng.random() >= config.negative_fraction:
+            for _ in range(int(rng.integers(1, config.max_events + 1))):
+                label = label_names[int(rng.integers(len(label_names)))]
+                pick = by_label[label][int(rng.integers(len(by_label[label])))]
+                chosen.append((label, bank_audio[pick.path]))
+        if negatives and rng.random() < 0.3:
+            pick = negatives[int(rng.integers(len(negatives)))]
+            chosen.append((None, bank_audio[pick.path]))
+        order = rng.permutation(len(chosen))
+        mix, events = make_mixture(excerpt, [chosen[i] for i in order], rng, config)
+        mix, domain = add_domain(mix, rng, config)
+        mix_id = f"mix-{index:05d}"
+        soundfile.write(out_dir / f"{mix_id}.flac", mix, SAMPLE_RATE)
+        lines.append({"id": mix_id, "duration": round(len(mix) / SAMPLE_RATE, 4),
+                      "host": str(host_path), "domain": domain,
+                      "events": [{**e, "start": round(e["start"], 4), "end": round(e["end"], 4)}
+                                 for e in events]})
+    truth_path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return truth_path
+
+
+def read_truth(path: str | Path) -> list[dict[str, Any]]:
+    """The lines of a ``truth.jsonl`` that :func:`write_mixtures` wrote."""
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()
+            if line.strip()]

@@ -1,0 +1,136 @@
+"""The trained event head: bank split, labels, post-processing, a tiny retrain that must learn,
+the head file round trip, and ``synpara train-detector`` on bad input."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from synpara.detectors.head import EventHead, frames_to_events
+from synpara.errors import SynparaError
+from synpara.training.mixtures import BankClip, clip_label_and_group, scan_bank, split_bank
+from synpara.training.train import TrainConfig, frame_targets, train_detector
+
+from ..conftest import REPO
+
+
+def test_labels_and_groups_come_from_folders_and_file_names(shared_data):
+    bank = shared_data / "vocal"
+    assert clip_label_and_group(bank / "hedgewars_Default_PoisonCough.ogg", bank)[:2] == (
+        "cough", "hedgewars_Default")
+    assert clip_label_and_group(bank / "snicker_xemacs.wav", bank)[:2] == ("giggle", "xemacs")
+    nc = shared_data / "vocal_nc"
+    label, group, _ = clip_label_and_group(nc / "breath" / "2FYX_10_8_0_20_0_0_0.flac", nc)
+    assert (label, group) == ("breath", "2FYX")
+    label, _, in_folder = clip_label_and_group(next((nc / "nose_blowing").iterdir()), nc)
+    assert label is None and in_folder  # a negative folder: mixed in, never labelled
+
+
+def test_split_keeps_every_voice_on_one_side(shared_data):
+    clips = scan_bank(shared_data / "vocal_nc")
+    train, dev = split_bank(clips, 0.3, seed=3)
+    assert {c.group for c in train}.isdisjoint({c.group for c in dev})
+    assert len(train) + len(dev) == len(clips)
+    for label in {c.label for c in clips if c.label}:  # every label on both sides
+        assert any(c.label == label for c in train) and any(c.label == label for c in dev)
+    one = [BankClip(clips[0].path, "sigh", "only-voice")]
+    assert split_bank(one, 0.3, 0) == (one, [])  # a single voice trains, never dev
+
+
+def test_frame_targets_and_post_processing_agree():
+    labels = ["laughter", "cough"]
+    target = frame_targets([{"label": "cough", "start": 1.0, "end": 1.5}], 30, labels)
+    assert target[10:15, 2].all() and not target[:10, 2].any() and not target[15:, 2].any()
+    assert (target[:, 0] == 1 - target[:, 2]).all()  # `none` where no event
+    probs = np.zeros((30, 2), np.float32)
+    probs[10:15, 1] = 0.9
+    probs[12, 1] = 0.4  # a dip the median filter and hysteresis bridge
+    events = frames_to_events(probs, labels, {"laughter": 0.5, "cough": 0.5})
+    assert len(events) == 1 and events[0][0] == "cough"
+    assert events[0][1] == pytest.approx(1.0) and events[0][2] == pytest.approx(1.5)
+
+
+@pytest.fixture(scope="module")
+def tiny_head(tmp_path_factory, shared_data):
+    """A head retrained on a few clips: two labels, four voices each, two host files."""
+    root = tmp_path_factory.mktemp("tiny")
+    bank = root / "bank"
+    bank.mkdir()
+    for name in ("laugh_scratch_female.wav", "laugh_scratch_male1.wav", "laugh_xemacs.wav",
+                 "hedgewars_Default_Laugh.ogg", "hedgewars_HillBilly_Laugh.ogg",
+                 "cough_scratch_female.wav", "cough_scratch_male.wav",
+                 "hedgewars_Default_PoisonCough.ogg", "hedgewars_HillBilly_PoisonCough.ogg"):
+        shutil.copy(shared_data / "vocal" / name, bank / name)
+    speech = shared_data / "speech"
+    hosts = (str(speech / "jfk" / "jfk.wav"), str(speech / "silero_vad" / "test.wav"),
+             str(speech / "pocketsphinx" / "librivox"))
+    config = TrainConfig(bank=str(bank), hosts=hosts, out=str(root / "out"), seed=1,
+                         train_mixtures=60, dev_mixtures=24, epochs=15, espeak=False)
+    return train_detector(config), root
+
+
+def test_tiny_head_learns_above_chance(tiny_head):
+    report, root = tiny_head
+    from synpara.training.mixtures import read_truth
+    from synpara.training.train import extract_features
+
+    out = root / "out"
+    truth = read_truth(out / "mixtures" / "dev" / "truth.jsonl")
+    frames = extract_features(out / "mixtures" / "dev", "yamnet", 1,
+                              out / "features" / "yamnet" / "dev.npz")  # cached by training
+    head = EventHead.load(out / "head.pt", threads=1)
+    labels = head.trained_labels
+    predicted = np.concatenate([head.probs_from_features(f)[:, :len(labels)] for f in frames])
+    target = np.concatenate([frame_targets(x["events"], len(f), labels)[:, 1:]
+                             for x, f in zip(truth, frames)])
+
+    def f1(guess: np.ndarray) -> float:
+        hits = float((guess * target).sum())
+        return 2 * hits / float(guess.sum() + target.sum())
+
+    # Chance: every frame claimed for every label (the best constant guess for F1).
+    chance = f1(np.ones_like(target))
+    learned = f1((predicted >= 0.5).astype(np.float32))
+    assert learned > chance + 0.15, (learned, chance)
+    events_f1 = report["dev_test"]["categories"]["all"]["f1"]
+    assert events_f1 is not None and events_f1 > 0.3
+    assert report["labels"]["laughter"]["status"] == "trained"
+    assert report["labels"]["tsk"]["status"] == "no clips: not trained"
+    assert report["labels"]["sigh"]["status"].startswith("no clips: not trained (YAMNet prior")
+
+
+def test_head_file_loads_and_predicts_with_its_label_list(tiny_head):
+    report, root = tiny_head
+    head = EventHead.load(root / "out" / "head.pt", threads=1)
+    assert head.trained_labels == ["laughter", "cough"]
+    assert "sigh" in head.prior_labels and "tsk" not in head.labels
+    assert set(head.thresholds) == set(head.labels)
+    assert head.state["provenance"]["train_clips"] == {"laughter": 4, "cough": 3} or \
+        sum(head.state["provenance"]["train_clips"].values()) >= 4
+    windows = np.random.default_rng(0).normal(0, 0.01, (2, 16000)).astype(np.float32)
+    probs = head.predict(windows)
+    assert probs.shape == (2, len(head.labels)) and ((probs >= 0) & (probs <= 1)).all()
+    assert (root / "out" / "head.pt").stat().st_size < 5_000_000
+
+
+def test_bad_head_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "head.pt"
+    bad.write_text("not a head")
+    with pytest.raises(SynparaError, match="head"):
+        EventHead.load(bad)
+
+
+def test_train_detector_on_an_empty_bank_is_one_line_and_fails(tmp_path):
+    (tmp_path / "bank").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "synpara", "train-detector", "--bank", str(tmp_path / "bank"),
+         "--hosts", str(tmp_path), "-o", str(tmp_path / "out")],
+        capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no labelled audio clips" in lines[0], result.stderr
+    assert not (tmp_path / "out" / "head.pt").exists()
