@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 import logging
 import sys
 import types
@@ -26,6 +25,14 @@ from synpara.errors import SynparaError
 EVAL_COMMANDS: dict[str, str] = {
     "events": "synpara.eval.events",
     "words": "synpara.eval.words",
+}
+
+#: ``synpara <name>`` -> module exposing a click command named ``command`` (corpus-wide tools).
+COMMANDS: dict[str, str] = {
+    "condense": "synpara.commands.condense",
+    "qa": "synpara.commands.qa",
+    "report": "synpara.commands.report",
+    "train-detector": "synpara.commands.train_detector",
 }
 
 _EXIT_USER_ERROR = 2
@@ -253,18 +260,21 @@ def _stage_command(name: str) -> click.Command:
 
 
 class _StageGroup(click.Group):
-    """Adds one command per registered stage, imported only when that command is used."""
+    """Adds one command per registered stage and per entry of :data:`COMMANDS`, each imported only
+    when that command is used."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         from synpara.stages import STAGES
 
-        return list(STAGES) + sorted(super().list_commands(ctx))
+        return list(STAGES) + sorted([*super().list_commands(ctx), *COMMANDS])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         from synpara.stages import STAGES
 
         if cmd_name in STAGES:
             return _stage_command(cmd_name)
+        if cmd_name in COMMANDS:
+            return importlib.import_module(COMMANDS[cmd_name]).command
         return super().get_command(ctx, cmd_name)
 
 
@@ -348,91 +358,6 @@ def eval_group() -> None:
     """Score predictions against ground truth (events, words)."""
 
 
-@cli.command()
-@click.option("-i", "--input", "input_path", required=True, help="manifest from describe")
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
-              help="output directory (gets cuts.jsonl.gz and condense.json)")
-@click.option("--hours", type=float, required=True, help="hours of audio to keep")
-@click.option("--by", default="events,pitch,rate,gender", show_default=True,
-              help="pseudo labels whose combinations to cover evenly")
-@click.option("--seed", type=int, default=0, show_default=True, help="seed of the selection")
-def condense(input_path: str, output: str, hours: float, by: str, seed: int) -> None:
-    """Pick about H hours covering the pseudo-label combinations evenly (CPQA condensation).
-
-    \b
-    Example:
-      synpara condense -i output/describe/cuts.jsonl.gz -o output/condense --hours 100
-    """
-    from synpara.condense import condense as run_condense
-    from synpara.condense import format_table, parse_by
-
-    names = parse_by(by)
-    report = run_condense(input_path, output, hours, names, seed)
-    click.echo(format_table(names, report["combinations"]))
-    click.echo(
-        f"condense: {report['cuts_after']} of {report['cuts_before']} cuts, "
-        f"{report['hours_after']:.3f} of {report['hours_before']:.3f} h -> {output}",
-        err=True,
-    )
-
-
-@cli.command()
-@click.option("-i", "--input", "input_path", required=True, help="manifest from describe")
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
-              help="output directory (gets qa.jsonl, qa_dropped.jsonl, qa_summary.json)")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "sharegpt"]), default="jsonl",
-              show_default=True, help="plain rows, or ShareGPT conversations with <audio>")
-@click.option("--seed", type=int, default=0, show_default=True, help="seed of the phrasings")
-@click.option("--llm-url", help="OpenAI-compatible endpoint (key from $SYNPARA_LLM_API_KEY)")
-@click.option("--llm-model", help="model name the endpoint serves")
-@click.option("--llm-timeout", type=float, default=60.0, show_default=True,
-              help="seconds to wait for one answer")
-def qa(input_path: str, output: str, fmt: str, seed: int, llm_url: str | None,
-       llm_model: str | None, llm_timeout: float) -> None:
-    """Question-answer pairs from the measurements (templates, and an LLM if given).
-
-    \b
-    Example:
-      synpara qa -i output/describe/cuts.jsonl.gz -o output/qa --format sharegpt
-    """
-    import functools
-
-    from synpara.llm import chat_json
-    from synpara.qa import export_qa
-
-    chat = None
-    if llm_url or llm_model:
-        if not (llm_url and llm_model):
-            raise SynparaError("--llm-url and --llm-model go together")
-        if not llm_timeout > 0:
-            raise SynparaError(f"--llm-timeout must be > 0, got {llm_timeout}")
-        chat = functools.partial(chat_json, llm_url, llm_model, timeout=llm_timeout,
-                                 cache_dir=Path(output) / "llm_cache")
-    summary = export_qa(input_path, output, fmt, seed, chat)
-    click.echo(json.dumps(summary), err=True)
-
-
-@cli.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file")
-@click.option("--samples", type=int, default=3, show_default=True, help="sample cuts per label")
-@click.option("--seed", type=int, default=0, show_default=True, help="seed for the sampling")
-def report(run_dir: str, output: str, samples: int, seed: int) -> None:
-    """Render a static HTML page of a run: totals, rejects, plots, samples to hear and see.
-
-    \b
-    Example:
-      synpara report output/demo -o output/demo/report.html
-    """
-    from synpara.report import render_report
-
-    if not Path(run_dir).is_dir():
-        raise SynparaError("no such directory", run_dir)
-    if samples < 0:
-        raise SynparaError(f"--samples must be >= 0, got {samples}")
-    click.echo(f"report: {render_report(run_dir, output, samples, seed)}", err=True)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: turns errors into one line on stderr and an exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -462,36 +387,3 @@ def main(argv: list[str] | None = None) -> None:
             err=True,
         )
         sys.exit(1)
-
-
-@cli.command("train-detector")
-@click.option("--bank", required=True, type=click.Path(file_okay=False),
-              help="folder of vocalization clips; label = sub-folder or file name")
-@click.option("--hosts", "hosts", multiple=True, default=("../shared/data/speech",),
-              show_default=True, type=click.Path(), help="host speech file or folder (repeatable)")
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
-              help="output directory: mixtures, features, head.pt, report.json")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--feature", type=click.Choice(["yamnet", "whisper"]), default="yamnet",
-              show_default=True, help="frozen encoder the head reads")
-@click.option("--train-mixtures", type=int, default=600, show_default=True)
-@click.option("--dev-mixtures", type=int, default=200, show_default=True)
-@click.option("--epochs", type=int, default=30, show_default=True)
-@click.option("--no-espeak", is_flag=True, help="do not add espeak-ng voices as hosts")
-def train_detector_command(bank: str, hosts: tuple[str, ...], output: str, seed: int,
-                           feature: str, train_mixtures: int, dev_mixtures: int, epochs: int,
-                           no_espeak: bool) -> None:
-    """Train an event head on BANK mixed into HOSTS; print dev figures, write OUTPUT/head.pt.
-
-    \b
-    Example:
-      synpara train-detector --bank ../shared/data/vocal_nc -o output/head-nc
-      synpara detect -i in.jsonl.gz -o out --detector head:output/head-nc/head.pt
-    """
-    from synpara.training.train import TrainConfig, format_report, train_detector
-
-    report = train_detector(TrainConfig(
-        bank=bank, hosts=tuple(hosts), out=output, seed=seed, feature=feature,
-        train_mixtures=train_mixtures, dev_mixtures=dev_mixtures, epochs=epochs,
-        espeak=not no_espeak))
-    click.echo(format_report(report))
