@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     from synpara.eval.events import format_table, load_events, score
-    from synpara.executors.base import run_stage
+    from synpara.executors.run import run_stage
     from synpara.manifest import write_cuts
     from synpara.stages.detect import Detect
     from synpara.stages.insert import Insert

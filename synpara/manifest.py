@@ -245,6 +245,53 @@ def validate_cut(cut: Cut, *, allow_unknown_labels: bool = False) -> str | None:
     return None
 
 
+def file_cut(
+    cut_id: str,
+    path: str | Path,
+    sample_rate: int,
+    num_samples: int,
+    supervisions: Iterable[Any] = (),
+    custom: dict[str, Any] | None = None,
+) -> Cut:
+    """A cut spanning a whole mono audio file a stage wrote (ingest's working copy, a tts line,
+    an insert output, a bank clip, an exported utterance): the recording shares the cut's id."""
+    from lhotse import Recording
+    from lhotse.audio import AudioSource
+    from lhotse.cut import MonoCut
+
+    duration = num_samples / sample_rate
+    recording = Recording(
+        id=cut_id,
+        sources=[AudioSource(type="file", channels=[0], source=str(path))],
+        sampling_rate=sample_rate,
+        num_samples=num_samples,
+        duration=duration,
+    )
+    return MonoCut(
+        id=cut_id,
+        start=0.0,
+        duration=duration,
+        channel=0,
+        recording=recording,
+        supervisions=list(supervisions),
+        custom=custom,
+    )
+
+
+def written_source(path: str | Path, sample_rate: int, duration: float) -> dict[str, Any]:
+    """``custom["synpara"]["source"]`` for a mono FLAC a stage wrote itself (tts, insert)."""
+    from synpara.audio import sha256_file
+
+    return {
+        "path": str(path),
+        "sha256": sha256_file(path),
+        "sample_rate": sample_rate,
+        "channels": 1,
+        "duration": round(duration, 6),
+        "decoder": "soundfile",
+    }
+
+
 # --------------------------------------------------------------------------- alignment helpers
 
 

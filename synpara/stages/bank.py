@@ -203,23 +203,14 @@ class Bank(Stage[BankConfig]):
 def _clip_cut(
     context: RecordContext, samples: np.ndarray, rate: int, label: str, info: dict[str, Any]
 ) -> Any:
-    from lhotse import Recording, SupervisionSegment
-    from lhotse.audio import AudioSource
-    from lhotse.cut import MonoCut
+    from lhotse import SupervisionSegment
 
     from synpara.audio import write_flac_atomic
-    from synpara.manifest import EVENT, alignment_item
+    from synpara.manifest import EVENT, alignment_item, file_cut
 
     path = (context.output_dir / "audio" / f"{context.record_id}.flac").resolve()
     write_flac_atomic(path, samples, rate)
     duration = len(samples) / rate
-    recording = Recording(
-        id=context.record_id,
-        sampling_rate=rate,
-        num_samples=len(samples),
-        duration=duration,
-        sources=[AudioSource(type="file", channels=[0], source=str(path))],
-    )
     supervision = SupervisionSegment(
         id=f"{context.record_id}-0",
         recording_id=context.record_id,
@@ -227,12 +218,5 @@ def _clip_cut(
         duration=duration,
         alignment={EVENT: [alignment_item(label, 0.0, duration, info["score"])]},
     )
-    return MonoCut(
-        id=context.record_id,
-        start=0.0,
-        duration=duration,
-        channel=0,
-        recording=recording,
-        supervisions=[supervision],
-        custom={"synpara": {"bank": info}},
-    )
+    return file_cut(context.record_id, path, rate, len(samples), [supervision],
+                    {"synpara": {"bank": info}})

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from synpara.errors import SynparaError
-from synpara.manifest import EVENT, WORD, alignment_item, synpara_meta
+from synpara.manifest import EVENT, WORD, alignment_item, file_cut, synpara_meta
 from synpara.stage import FinaliseContext, RecordContext, Reject, Stage, StageConfig
 
 if TYPE_CHECKING:
@@ -219,16 +219,6 @@ def _read_span(path: str, rate: int, start: float, duration: float) -> np.ndarra
 
 def _rebased(cut: Cut, supervisions: list[Any], path: Path, rate: int, num_samples: int) -> Cut:
     """The cut as a whole-file cut over its utterance file, times moved into the file's axis."""
-    from lhotse import AudioSource, Recording
-    from lhotse.cut import MonoCut
-
-    recording = Recording(
-        id=cut.id,
-        sources=[AudioSource(type="file", channels=[0], source=str(path))],
-        sampling_rate=rate,
-        num_samples=num_samples,
-        duration=num_samples / rate,
-    )
     moved = []
     for sup in supervisions:
         alignment = {
@@ -241,12 +231,4 @@ def _rebased(cut: Cut, supervisions: list[Any], path: Path, rate: int, num_sampl
             for kind, entries in (sup.alignment or {}).items()
         }
         moved.append(dataclasses.replace(sup, recording_id=cut.id, alignment=alignment))
-    return MonoCut(
-        id=cut.id,
-        start=0.0,
-        duration=recording.duration,
-        channel=0,
-        recording=recording,
-        supervisions=moved,
-        custom=copy.deepcopy(cut.custom),
-    )
+    return file_cut(cut.id, path, rate, num_samples, moved, copy.deepcopy(cut.custom))

@@ -21,6 +21,7 @@ from typing import Any
 
 from synpara.audio import sha256_file
 from synpara.errors import SynparaError
+from synpara.manifest import file_cut
 from synpara.stage import Record, RecordContext, Reject, Stage, StageConfig
 
 AUDIO_EXTENSIONS = (
@@ -161,9 +162,6 @@ class Ingest(Stage[IngestConfig]):
             yield Record(ids[path], str(path), SourceFile(path=path, sha256=digest), fingerprint)
 
     def process(self, source: SourceFile, context: RecordContext) -> Any:
-        from lhotse import Recording
-        from lhotse.audio import AudioSource
-        from lhotse.cut import MonoCut
 
         from synpara.audio import decode, resample, to_mono, write_flac_atomic
 
@@ -176,13 +174,6 @@ class Ingest(Stage[IngestConfig]):
         audio_dir = Path(self.config.audio_dir or context.output_dir / "audio").resolve()
         working_copy = audio_dir / f"{context.record_id}.flac"
         write_flac_atomic(working_copy, samples, self.config.sample_rate)
-        recording = Recording(
-            id=context.record_id,
-            sources=[AudioSource(type="file", channels=[0], source=str(working_copy))],
-            sampling_rate=self.config.sample_rate,
-            num_samples=num_samples,
-            duration=duration,
-        )
         source_info = {
             "path": str(source.path),
             "sha256": source.sha256,
@@ -191,11 +182,5 @@ class Ingest(Stage[IngestConfig]):
             "duration": round(decoded.duration, 6),
             "decoder": decoded.decoder,
         }
-        return MonoCut(
-            id=context.record_id,
-            start=0.0,
-            duration=duration,
-            channel=0,
-            recording=recording,
-            custom={"synpara": {"source": source_info}},
-        )
+        return file_cut(context.record_id, working_copy, self.config.sample_rate, num_samples,
+                        custom={"synpara": {"source": source_info}})

@@ -32,7 +32,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from synpara.errors import SynparaError
-from synpara.manifest import EVENT, WORD, alignment_item, items, round_time, synpara_meta
+from synpara.manifest import (
+    EVENT,
+    WORD,
+    alignment_item,
+    file_cut,
+    items,
+    round_time,
+    synpara_meta,
+    written_source,
+)
 from synpara.placement import Placement, find_slots, load_rules, no_slot_reason, plan_events
 from synpara.splice import host_f0_hz, host_samples
 from synpara.stage import RecordContext, Reject, Stage, StageConfig
@@ -449,11 +458,7 @@ class Insert(Stage[InsertConfig]):
         inserted: list[_Event],
         fastcopy: Any,
     ) -> Cut:
-        from lhotse import Recording
-        from lhotse.audio import AudioSource
-        from lhotse.cut import MonoCut
 
-        from synpara.audio import sha256_file
         from synpara.tagged_text import tagged_text
 
         duration = len(samples) / rate
@@ -481,23 +486,8 @@ class Insert(Stage[InsertConfig]):
             if base
             else None
         )
-        recording = Recording(
-            id=cut.id,
-            sampling_rate=rate,
-            num_samples=len(samples),
-            duration=duration,
-            sources=[AudioSource(type="file", channels=[0], source=str(path))],
-        )
-        meta = copy.deepcopy(cut.custom or {})
-        out = MonoCut(
-            id=cut.id,
-            start=0.0,
-            duration=duration,
-            channel=0,
-            recording=recording,
-            supervisions=[supervision] if supervision else [],
-            custom=meta,
-        )
+        out = file_cut(cut.id, path, rate, len(samples), [supervision] if supervision else [],
+                       copy.deepcopy(cut.custom or {}))
         info = synpara_meta(out)
         info["host"] = {
             "cut": cut.id,
@@ -505,14 +495,7 @@ class Insert(Stage[InsertConfig]):
             "duration": cut.duration,
             "source": info.get("source"),
         }
-        info["source"] = {
-            "path": str(path),
-            "sha256": sha256_file(path),
-            "sample_rate": rate,
-            "channels": 1,
-            "duration": round(duration, 6),
-            "decoder": "soundfile",
-        }
+        info["source"] = written_source(path, rate, duration)
         info["insert"] = {"bank": self.bank_name, "events": [e.info for e in inserted]}
         return out
 

@@ -164,12 +164,10 @@ class Tts(Stage[TtsConfig]):
         voice: str,
         line: Line,
     ) -> Any:
-        from lhotse import Recording, SupervisionSegment
-        from lhotse.audio import AudioSource
-        from lhotse.cut import MonoCut
+        from lhotse import SupervisionSegment
 
-        from synpara.audio import sha256_file, write_flac_atomic
-        from synpara.manifest import EVENT, WORD, alignment_item
+        from synpara.audio import write_flac_atomic
+        from synpara.manifest import EVENT, WORD, alignment_item, file_cut, written_source
 
         path = (context.output_dir / "audio" / f"{context.record_id}.flac").resolve()
         write_flac_atomic(path, samples, rate)
@@ -187,21 +185,7 @@ class Tts(Stage[TtsConfig]):
             alignment={WORD: words, EVENT: []},
             custom={"tagged_text": text},
         )
-        recording = Recording(
-            id=rid,
-            sampling_rate=rate,
-            num_samples=len(samples),
-            duration=duration,
-            sources=[AudioSource(type="file", channels=[0], source=str(path))],
-        )
-        source = {
-            "path": str(path),
-            "sha256": sha256_file(path),
-            "sample_rate": rate,
-            "channels": 1,
-            "duration": round(duration, 6),
-            "decoder": "soundfile",
-        }
+        source = written_source(path, rate, duration)
         tts = {
             "engine": self.config.engine,
             "voice": voice,
@@ -209,15 +193,8 @@ class Tts(Stage[TtsConfig]):
             "text": line.text,
             "text_sha256": hashlib.sha256(line.text.encode()).hexdigest(),
         }
-        return MonoCut(
-            id=rid,
-            start=0.0,
-            duration=duration,
-            channel=0,
-            recording=recording,
-            supervisions=[supervision],
-            custom={"synpara": {"source": source, "tts": tts}},
-        )
+        return file_cut(rid, path, rate, len(samples), [supervision],
+                        {"synpara": {"source": source, "tts": tts}})
 
 
 def noise_floor(n: int, rng: np.random.Generator, level_db: float) -> np.ndarray:
