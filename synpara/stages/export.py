@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,7 +144,7 @@ class Export(Stage[ExportConfig]):
             from synpara.audio import resample, write_flac_atomic
 
             samples = resample(samples, rate, out_rate)
-            num_samples = int(round(cut.duration * out_rate))
+            num_samples = _samples_covering(cut.duration, out_rate)
             samples = np.pad(samples, (0, max(0, num_samples - len(samples))))[:num_samples]
             write_flac_atomic(target, samples, out_rate)
         out = _rebased(cut, supervisions, target, out_rate, num_samples)
@@ -197,6 +198,12 @@ class Export(Stage[ExportConfig]):
         }
 
 
+def _samples_covering(seconds: float, rate: int) -> int:
+    """Samples a file needs to hold ``seconds`` whole: rounding down would end the file before
+    the last supervision does (6.1346562 s at 16 kHz is 98154.5 samples)."""
+    return math.ceil(round(seconds * rate, 6))
+
+
 def _read_span(path: str, rate: int, start: float, duration: float) -> np.ndarray:
     """Mono float32 samples of ``[start, start + duration)`` seconds of a file at its own rate."""
     import soundfile
@@ -204,7 +211,7 @@ def _read_span(path: str, rate: int, start: float, duration: float) -> np.ndarra
     from synpara.audio import decode, to_mono
 
     first = int(round(start * rate))
-    count = int(round(duration * rate))
+    count = _samples_covering(duration, rate)
     try:
         data, file_rate = soundfile.read(
             path, start=first, stop=first + count, dtype="float32", always_2d=True

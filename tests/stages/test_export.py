@@ -214,3 +214,24 @@ def test_bad_options_and_input(utterances, tmp_path):
     )
     assert result.returncode != 0
     assert "missing.jsonl.gz" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_file_covers_every_supervision_when_the_cut_is_not_whole_samples(tmp_path):
+    """6.1346562 s at 16 kHz is 98154.5 samples: the file gets 98155, never ends early."""
+    source = _source(tmp_path)
+    ingested = run_stage(Ingest(), [str(source)], tmp_path / "ingest", workers=1, progress=False)
+    (recording_cut,) = list(iter_cuts(ingested.manifest))
+    from lhotse import SupervisionSegment
+
+    import dataclasses
+
+    # refine writes times to 0.1 us (7 decimals): a cut need not be whole samples long
+    cut = dataclasses.replace(recording_cut, start=0.2, duration=2.0000312)
+    sup = SupervisionSegment("odd-0", cut.recording_id, 0.0, cut.duration, text="so",
+                             alignment={WORD: [alignment_item("so", 0.3, 2.2000312, 0.9)]})
+    write_cuts(tmp_path / "odd.jsonl.gz", [cut.copy(id="odd", supervisions=[sup])])
+    (out,) = list(iter_cuts(_export(tmp_path / "odd.jsonl.gz", tmp_path / "out",
+                                    sample_rate=16000)))
+    assert out.recording.num_samples == 32001
+    assert all(s.end <= out.duration + 1e-9 for s in out.supervisions)
+    assert all(w.end <= out.duration + 1e-9 for w in items(out, WORD))
