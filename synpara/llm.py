@@ -17,13 +17,13 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from synpara.errors import SynparaError
+from synpara.manifest import write_text_atomic
 
 #: Environment variable holding the endpoint's API key (sent as ``Authorization: Bearer``).
 API_KEY_ENV = "SYNPARA_LLM_API_KEY"
@@ -86,7 +86,7 @@ def chat_text(
     payload = {"model": model, "messages": messages, "temperature": temperature}
     content = _content(_post(url, payload, timeout, key_env))
     if cached is not None:
-        _write_atomic(cached, json.dumps({"answer": content}, ensure_ascii=False))
+        write_text_atomic(cached, json.dumps({"answer": content}, ensure_ascii=False))
     return content
 
 
@@ -125,7 +125,7 @@ def chat_json(
         raw = _post(url, payload, timeout, key_env)
     answer = parse_json_answer(_content(raw))
     if cached is not None:
-        _write_atomic(cached, json.dumps(answer, ensure_ascii=False))
+        write_text_atomic(cached, json.dumps(answer, ensure_ascii=False))
     return answer
 
 
@@ -159,11 +159,3 @@ def _post(url: str, payload: dict[str, Any], timeout: float, key_env: str = API_
         if isinstance(error.reason, TimeoutError):
             raise LLMError(f"LLM request failed: timed out after {timeout:g} s ({url})") from None
         raise LLMError(f"LLM request failed: cannot reach {url} ({error.reason})") from None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(text)
-    os.replace(tmp_name, path)

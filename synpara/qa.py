@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from synpara.errors import SynparaError
-from synpara.manifest import cut_from_dict, dumps, iter_json_lines
+from synpara.manifest import cut_from_dict, dumps, iter_json_lines, write_text_atomic
 from synpara.stage import record_rng
 
 logger = logging.getLogger(__name__)
@@ -414,8 +412,8 @@ def export_qa(
     if utterances == 0:
         raise SynparaError("no described supervisions (run describe first)", input_path)
     # plain .jsonl (fine-tuning recipes do not read gzip), each file complete or absent
-    _write_text_atomic(output_dir / QA_NAME, "".join(f"{r}\n" for r in rows))
-    _write_text_atomic(output_dir / DROPPED_NAME, "".join(f"{r}\n" for r in dropped))
+    write_text_atomic(output_dir / QA_NAME, "".join(f"{r}\n" for r in rows))
+    write_text_atomic(output_dir / DROPPED_NAME, "".join(f"{r}\n" for r in dropped))
     summary = {
         "utterances": utterances,
         "pairs": len(rows),
@@ -423,17 +421,5 @@ def export_qa(
         "pairs_per_utterance": {k: round(v / utterances, 3) for k, v in sorted(types.items())},
         "dropped": dict(sorted(reasons.items())),
     }
-    _write_text_atomic(output_dir / SUMMARY_NAME, json.dumps(summary, indent=1) + "\n")
+    write_text_atomic(output_dir / SUMMARY_NAME, json.dumps(summary, indent=1) + "\n")
     return summary
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise

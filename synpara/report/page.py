@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from synpara.manifest import write_text_atomic
 from synpara.report.stats import RunStats, gather
 
 # Marks each <audio> as loaded or failed, so a browser test (and a reader) can tell a page whose
@@ -49,10 +50,7 @@ def render_report(
     # page and assets appear together or not at all (a rerun replaces both)
     shutil.rmtree(assets, ignore_errors=True)
     os.replace(tmp_assets, assets)
-    tmp_page = output.parent / f".{output.name}.tmp"
-    tmp_page.write_text(page, encoding="utf-8")
-    os.replace(tmp_page, output)
-    return output
+    return write_text_atomic(output, page)
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
