@@ -33,6 +33,22 @@ def _write_textgrid(manifest: Path, out_dir: Path) -> list[Path]:
     return write_textgrids(manifest, out_dir)
 
 
+def _write_shar(manifest: Path, out_dir: Path) -> list[Path]:
+    """lhotse Shar: tar shards of cuts with their audio inside (FLAC), for streaming training."""
+    import os
+    import shutil
+
+    from lhotse import CutSet
+
+    target, tmp = out_dir / "shar", out_dir / ".shar.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    CutSet.from_jsonl_lazy(manifest).to_shar(tmp, fields={"recording": "flac"}, shard_size=1000)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return sorted(target.iterdir())
+
+
 def _write_lhotse(manifest: Path, out_dir: Path) -> list[Path]:
     # The export manifest *is* a lhotse CutSet over the utterance files: nothing more to write.
     return [manifest]
@@ -41,6 +57,7 @@ def _write_lhotse(manifest: Path, out_dir: Path) -> list[Path]:
 #: format name -> writer(manifest, out_dir) -> written paths
 WRITERS: dict[str, Writer] = {
     "lhotse": _write_lhotse,
+    "shar": _write_shar,
     "hf": _write_hf,
     "nemo": write_nemo,
     "csv": write_csv,

@@ -48,7 +48,7 @@ class ExportConfig(StageConfig):
     formats: list[str] = field(
         default_factory=lambda: ["lhotse", "jsonl"],
         metadata={
-            "help": "lhotse, hf, nemo, csv, jsonl, kaldi, pipe, textgrid (repeat: --formats hf)"
+            "help": "lhotse, shar, hf, nemo, csv, jsonl, kaldi, pipe, textgrid (repeat the option)"
         },
     )
     tags: str = field(
@@ -89,8 +89,9 @@ class ExportConfig(StageConfig):
             )
         if self.audio not in AUDIO_MODES:
             raise SynparaError(f"export: audio must be one of {', '.join(AUDIO_MODES)}")
-        if self.audio == "none" and set(self.formats) & {"hf", "textgrid"}:
-            raise SynparaError("export: --audio none cannot feed hf or textgrid (they need files)")
+        if self.audio == "none" and set(self.formats) & {"hf", "shar", "textgrid"}:
+            raise SynparaError("export: --audio none cannot feed hf, shar or textgrid (they need "
+                               "utterance files)")
         load_style(self.tags)  # an unknown style fails now, not on the first record
 
 

@@ -101,7 +101,7 @@ def test_never_upsampled_unless_asked(utterances, tmp_path):
 
 def test_every_format_reads_back_with_its_own_library(utterances, tmp_path):
     out = tmp_path / "out"
-    formats = ["lhotse", "hf", "nemo", "csv", "jsonl", "kaldi", "pipe", "textgrid"]
+    formats = ["lhotse", "shar", "hf", "nemo", "csv", "jsonl", "kaldi", "pipe", "textgrid"]
     manifest = _export(utterances, out, formats=formats, tags="orpheus", sample_rate=16000)
     (cut,) = list(iter_cuts(manifest))
     text = "so that was funny <laugh>"
@@ -111,6 +111,9 @@ def test_every_format_reads_back_with_its_own_library(utterances, tmp_path):
 
     (loaded,) = list(CutSet.from_jsonl(manifest))
     assert loaded.load_audio().shape == (1, 32000)
+    (sharded,) = list(CutSet.from_shar(in_dir=out / "shar"))
+    assert np.array_equal(sharded.load_audio(), loaded.load_audio())
+    assert sharded.supervisions[0].custom["tagged_text"] == text
 
     import datasets
 
@@ -221,9 +224,9 @@ def test_the_file_covers_every_supervision_when_the_cut_is_not_whole_samples(tmp
     source = _source(tmp_path)
     ingested = run_stage(Ingest(), [str(source)], tmp_path / "ingest", workers=1, progress=False)
     (recording_cut,) = list(iter_cuts(ingested.manifest))
-    from lhotse import SupervisionSegment
-
     import dataclasses
+
+    from lhotse import SupervisionSegment
 
     # refine writes times to 0.1 us (7 decimals): a cut need not be whole samples long
     cut = dataclasses.replace(recording_cut, start=0.2, duration=2.0000312)
