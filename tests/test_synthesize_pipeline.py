@@ -46,3 +46,13 @@ def test_synthesize_pipeline_runs_on_bundled_material(tmp_path: Path, monkeypatc
         assert [round(e["start"], 6) for e in row["events"]] == [
             round(e.start, 6) for e in inserted[row["id"]]
         ]
+
+    # the report of a synthesized run counts its events as inserted and renders in a browser
+    from synpara.report.stats import gather
+    from tests.report.test_report import render_and_check_in_chromium
+
+    stats = gather(tmp_path / "out")
+    assert stats.inserted == 4 and stats.mined == 0
+    players = sum(len(reservoir.items) for reservoir in stats.samples.values())
+    render_and_check_in_chromium(tmp_path / "out", tmp_path / "page", sorted(stats.samples),
+                                 players, "report-synthesized.png")
