@@ -16,18 +16,29 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from synpara.errors import SynparaError
 from synpara.formats.tables import write_csv, write_jsonl, write_kaldi, write_nemo, write_pipe
 
 Writer = Callable[[Path, Path], list[Path]]
 
 
+def _requires(module: str, extra: str, fmt: str) -> None:
+    """An optional dependency a format needs: a one-line error with the install hint."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise SynparaError(f"export --formats {fmt} needs {module}: pip install 'synpara[{extra}]'")
+
+
 def _write_hf(manifest: Path, out_dir: Path) -> list[Path]:
+    _requires("datasets", "hf", "hf")
     from synpara.formats.hf import write_hf
 
     return write_hf(manifest, out_dir)
 
 
 def _write_textgrid(manifest: Path, out_dir: Path) -> list[Path]:
+    _requires("praatio", "export", "textgrid")
     from synpara.formats.textgrid import write_textgrids
 
     return write_textgrids(manifest, out_dir)
