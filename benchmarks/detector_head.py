@@ -1,4 +1,5 @@
-"""Trained event head vs. the YAMNet rules (``synpara detect`` default), on the same audio.
+"""Trained event head vs. the YAMNet rules (``synpara detect --detector yamnet``), on the same
+audio.
 
 Scores, through ``synpara eval events`` (files written to ``--out`` so the command can be rerun):
 
@@ -88,7 +89,7 @@ def main() -> None:
     if not args.no_rules:
         from synpara.stages.detect import Detect, DetectConfig
 
-        rules = Detect(DetectConfig(threads=args.threads))
+        rules = Detect(DetectConfig(detector="yamnet", threads=args.threads))
         rules.setup()
         detectors["rules"] = lambda x: [(s.label, s.start, s.end) for s in rules.detect(x)[0]]
     keep = set(filter(None, args.labels.split(",")))

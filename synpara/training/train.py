@@ -28,7 +28,16 @@ from typing import Any
 import numpy as np
 
 from synpara.detectors.features import FRAME_SECONDS, load_features
-from synpara.detectors.head import PRIOR_MAP, EventHead, PostProcess, frames_to_events, save_head
+from synpara.detectors.head import (
+    PRIOR_MAP,
+    EventHead,
+    PostProcess,
+    frames_to_events,
+    label_spans,
+    resolve_overlaps,
+    save_head,
+    smooth_frames,
+)
 from synpara.errors import SynparaError
 from synpara.training.mixtures import (
     MixConfig,
@@ -67,6 +76,12 @@ class TrainConfig:
     threads: int = field(default=1, metadata={"help": "CPU threads for the encoders"})
     pos_weight_max: float = field(
         default=1.0, metadata={"help": "cap on the weight of a rare label's positive frames"})
+    mix: MixConfig = field(default_factory=MixConfig, metadata={
+        "help": "how mixtures are drawn (speech-only share, overlay, crosstalk, domain spread)"})
+    fa_budget: str = field(default="rules", metadata={
+        "help": "false alarms per minute the thresholds may raise on the speech-only dev-tune "
+                "mixtures: 'rules' (what the YAMNet rules raise on that same audio), a number, "
+                "or 'none' (thresholds for F1 alone)"})
 
 
 # --------------------------------------------------------------------------- data
@@ -92,12 +107,12 @@ def prepare_data(config: TrainConfig) -> dict[str, Any]:
         directory = out / "mixtures" / split
         key = json.dumps({"clips": [str(c.path) for c in chosen],
                           "hosts": [str(h) for h in split_hosts_], "count": count,
-                          "seed": config.seed, "mix": asdict(MixConfig())}, sort_keys=True)
+                          "seed": config.seed, "mix": asdict(config.mix)}, sort_keys=True)
         stamp = directory / "recipe.json"
         if not (stamp.exists() and stamp.read_text() == key):
             if any(c.label for c in chosen):
                 write_mixtures(directory, chosen, split_hosts_, count,
-                               seed=config.seed * 1000 + offset)
+                               seed=config.seed * 1000 + offset, config=config.mix)
                 stamp.write_text(key)
             else:
                 directory.mkdir(parents=True, exist_ok=True)
@@ -273,6 +288,109 @@ def tune_thresholds(head: EventHead, frames: list[np.ndarray], truth: list[dict[
     return chosen
 
 
+#: Thresholds the false-alarm constraint may raise a label to; above 1 the label is off.
+FA_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 1.01)
+
+
+def constrain_false_alarms(head: EventHead, frames: list[np.ndarray], truth: list[dict[str, Any]],
+                           thresholds: dict[str, float], budget: float,
+                           grid: tuple[float, ...] = FA_GRID) -> dict[str, float]:
+    """Raise per-label thresholds until the false alarms per minute on the event-free mixtures
+    of ``truth`` are at most ``budget``, each step the raise that costs the least overall F1 per
+    false alarm removed (a greedy answer to: best F1 subject to the false-alarm budget).
+
+    Returns ``thresholds`` unchanged when ``truth`` has no event-free mixture.
+    """
+    ids = [line["id"] for line in truth]
+    smooth = {i: smooth_frames(head.probs_from_features(f), head.post.median_frames)
+              for i, f in zip(ids, frames)}
+    cache: dict[tuple[str, float], dict[str, list[tuple]]] = {}
+
+    def spans(label: str, threshold: float) -> dict[str, list[tuple]]:
+        if (label, threshold) not in cache:
+            column = head.labels.index(label)
+            cache[label, threshold] = {i: label_spans(p[:, column], label, threshold, head.post)
+                                       for i, p in smooth.items()}
+        return cache[label, threshold]
+
+    def measure(chosen: dict[str, float]) -> tuple[float, float]:
+        per_label = [spans(label, chosen[label]) for label in head.labels]
+        predicted = {i: resolve_overlaps([s for spans_ in per_label for s in spans_[i]], chosen)
+                     for i in ids}
+        scores = score_events(truth, predicted)
+        f1 = scores.categories["all"].f1
+        fa = scores.false_alarms_per_minute()
+        return (0.0 if f1 != f1 else f1), (0.0 if fa != fa else fa)
+
+    if not any(not line["events"] for line in truth):
+        log.warning("no event-free dev mixture: the false-alarm budget cannot be checked")
+        return dict(thresholds)
+    chosen = {label: thresholds.get(label, 0.5) for label in head.labels}
+    f1, fa = measure(chosen)
+    while fa > budget + 1e-9:
+        best: tuple[float, str, float, float, float] | None = None
+        for label in head.labels:
+            for higher in (t for t in grid if t > chosen[label]):
+                trial_f1, trial_fa = measure({**chosen, label: higher})
+                if trial_fa < fa - 1e-9:  # the smallest raise of this label that helps
+                    cost = (f1 - trial_f1) / (fa - trial_fa)
+                    if best is None or cost < best[0] - 1e-12:
+                        best = (cost, label, higher, trial_f1, trial_fa)
+                    break
+        if best is None:  # nothing left to raise (every label off): cannot happen with 1.01
+            break
+        _cost, label, higher, f1, fa = best
+        chosen[label] = higher
+        log.info("false-alarm budget %.2f/min: %s -> %.2f (dev-tune F1 %.3f, %.2f/min)",
+                 budget, label, higher, f1, fa)
+    return chosen
+
+
+def rules_false_alarms(directory: Path, truth: list[dict[str, Any]], threads: int,
+                       cache: Path) -> float | None:
+    """False alarms per minute the YAMNet rules (``detect --detector yamnet``) raise on the
+    event-free mixtures of ``truth`` (cached in ``cache``); None when there are none."""
+    import hashlib
+
+    from synpara.training.mixtures import load_mono
+
+    free = [line for line in truth if not line["events"]]
+    if not free:
+        return None
+    key = hashlib.sha256(json.dumps([line["id"] for line in free]).encode()
+                         + (directory / "truth.jsonl").read_bytes()).hexdigest()
+    if cache.exists():
+        stored = json.loads(cache.read_text())
+        if stored.get("key") == key:
+            return float(stored["false_alarms_per_minute"])
+    from synpara.stages.detect import Detect, DetectConfig
+
+    rules = Detect(DetectConfig(detector="yamnet", threads=threads))
+    rules.setup()
+    predicted = {line["id"]: [(d.label, d.start, d.end, d.score) for d in
+                              rules.detect(load_mono(directory / f"{line['id']}.flac"))[0]]
+                 for line in free}
+    value = score_events(free, predicted).false_alarms_per_minute()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"key": key, "false_alarms_per_minute": value}) + "\n")
+    return float(value)
+
+
+def fa_budget_of(config: TrainConfig, directory: Path, truth: list[dict[str, Any]]
+                 ) -> float | None:
+    """The false-alarm budget ``config.fa_budget`` names (None: no constraint)."""
+    if config.fa_budget == "none":
+        return None
+    if config.fa_budget == "rules":
+        return rules_false_alarms(directory, truth, config.threads,
+                                  Path(config.out) / "rules_false_alarms.json")
+    try:
+        return float(config.fa_budget)
+    except ValueError:
+        raise SynparaError(f"fa_budget must be 'rules', 'none' or a number, not "
+                           f"{config.fa_budget!r}") from None
+
+
 # --------------------------------------------------------------------------- the command
 
 
@@ -322,12 +440,17 @@ def train_detector(config: TrainConfig) -> dict[str, Any]:
     half = len(dev_truth) // 2
     tune_truth, test_truth = dev_truth[:half], dev_truth[half:]
     thresholds = tune_thresholds(head, dev_frames[:half], tune_truth) if half else head.thresholds
+    budget = fa_budget_of(config, data["sets"]["dev"], tune_truth) if half else None
+    if budget is not None:
+        thresholds = constrain_false_alarms(head, dev_frames[:half], tune_truth, thresholds,
+                                            budget)
     head.thresholds = thresholds
     test_ids = [line["id"] for line in test_truth]
     scores = score_events(test_truth, events_of(head, dev_frames[half:], test_ids))
     report = {"head": str(head_path), "feature": config.feature, "seed": config.seed,
               "labels": {}, "dev_test": scores.to_dict(),
               "false_alarms_per_minute_speech_only": _clean(scores.false_alarms_per_minute()),
+              "false_alarm_budget_dev_tune": None if budget is None else _clean(budget),
               "seconds": round(time.perf_counter() - started, 1)}
     for label in HEAD_LABELS:
         if label in trained:
@@ -340,6 +463,8 @@ def train_detector(config: TrainConfig) -> dict[str, Any]:
                                    "dev_clips": dev_counts.get(label, 0),
                                    "threshold": thresholds.get(label)}
     provenance["thresholds_tuned_on"] = f"first {half} dev mixtures"
+    provenance["false_alarm_budget"] = {"rule": config.fa_budget,
+                                        "per_minute": None if budget is None else _clean(budget)}
     provenance["dev_test"] = {k: v for k, v in scores.to_dict()["categories"].items()}
     save_head(head_path, network=network, feature=config.feature, trained_labels=trained,
               prior_labels=prior, thresholds=thresholds, mean=mean, std=std, hidden=config.hidden,
@@ -372,5 +497,8 @@ def format_report(report: dict[str, Any]) -> str:
                  f"{row.get('truths', 0):>6}")
     lines.append(f"false alarms per minute of speech-only audio: "
                  f"{fmt(report['false_alarms_per_minute_speech_only'])}")
+    if report.get("false_alarm_budget_dev_tune") is not None:
+        lines.append(f"thresholds held to {report['false_alarm_budget_dev_tune']:.2f} false "
+                     "alarms per minute on the speech-only dev-tune mixtures")
     lines.append(f"head: {report['head']} ({report['seconds']:.0f} s)")
     return "\n".join(lines)
