@@ -440,7 +440,7 @@ def write_mixtures(out_dir: str | Path, clips: list[BankClip], hosts: list[Path]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     truth_path = out_dir / "truth.jsonl"
-    if not clips or not any(c.label for c in clips):
+    if config.negative_fraction < 1.0 and not any(c.label for c in clips):
         raise SynparaError("no labelled clips to mix", out_dir)
     if not hosts:
         raise SynparaError("no host speech to mix into", out_dir)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,10 @@ class TrainConfig:
         default=1.0, metadata={"help": "cap on the weight of a rare label's positive frames"})
     mix: MixConfig = field(default_factory=MixConfig, metadata={
         "help": "how mixtures are drawn (speech-only share, overlay, crosstalk, domain spread)"})
+    calib_mixtures: int = field(default=200, metadata={
+        "help": "extra speech-only mixtures from the dev hosts on which the false-alarm budget "
+                "is measured, for the rules and the head alike (a few minutes of dev-tune "
+                "audio alone give a rate too noisy to hold)"})
     fa_budget: str = field(default="rules", metadata={
         "help": "false alarms per minute the thresholds may raise on the speech-only dev-tune "
                 "mixtures: 'rules' (what the YAMNet rules raise on that same audio), a number, "
@@ -101,18 +105,22 @@ def prepare_data(config: TrainConfig) -> dict[str, Any]:
     if not train_clips:
         raise SynparaError("the bank split left no training clips", config.bank)
     sets = {}
-    for split, chosen, split_hosts_, count, offset in (
-            ("train", train_clips, train_hosts, config.train_mixtures, 0),
-            ("dev", dev_clips, dev_hosts, config.dev_mixtures, 1)):
+    plan = [("train", train_clips, train_hosts, config.train_mixtures, 0, config.mix),
+            ("dev", dev_clips, dev_hosts, config.dev_mixtures, 1, config.mix)]
+    if config.fa_budget != "none" and config.calib_mixtures > 0:
+        # Speech only (dev clips only as unlabelled hard negatives): no event to split.
+        plan.append(("calib", dev_clips, dev_hosts, config.calib_mixtures, 2,
+                     replace(config.mix, negative_fraction=1.0)))
+    for split, chosen, split_hosts_, count, offset, mix in plan:
         directory = out / "mixtures" / split
         key = json.dumps({"clips": [str(c.path) for c in chosen],
                           "hosts": [str(h) for h in split_hosts_], "count": count,
-                          "seed": config.seed, "mix": asdict(config.mix)}, sort_keys=True)
+                          "seed": config.seed, "mix": asdict(mix)}, sort_keys=True)
         stamp = directory / "recipe.json"
         if not (stamp.exists() and stamp.read_text() == key):
             if any(c.label for c in chosen):
                 write_mixtures(directory, chosen, split_hosts_, count,
-                               seed=config.seed * 1000 + offset, config=config.mix)
+                               seed=config.seed * 1000 + offset, config=mix)
                 stamp.write_text(key)
             else:
                 directory.mkdir(parents=True, exist_ok=True)
@@ -346,19 +354,23 @@ def constrain_false_alarms(head: EventHead, frames: list[np.ndarray], truth: lis
     return chosen
 
 
-def rules_false_alarms(directory: Path, truth: list[dict[str, Any]], threads: int,
+def rules_false_alarms(sets: list[tuple[Path, list[dict[str, Any]]]], threads: int,
                        cache: Path) -> float | None:
     """False alarms per minute the YAMNet rules (``detect --detector yamnet``) raise on the
-    event-free mixtures of ``truth`` (cached in ``cache``); None when there are none."""
+    event-free mixtures of ``sets`` (``(directory, truth lines)`` pairs; cached in ``cache``);
+    None when there are none."""
     import hashlib
 
     from synpara.training.mixtures import load_mono
 
-    free = [line for line in truth if not line["events"]]
+    free = [(directory, line) for directory, truth in sets for line in truth
+            if not line["events"]]
     if not free:
         return None
-    key = hashlib.sha256(json.dumps([line["id"] for line in free]).encode()
-                         + (directory / "truth.jsonl").read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for directory, line in free:
+        digest.update(json.dumps([str(directory), line], sort_keys=True).encode())
+    key = digest.hexdigest()
     if cache.exists():
         stored = json.loads(cache.read_text())
         if stored.get("key") == key:
@@ -367,22 +379,25 @@ def rules_false_alarms(directory: Path, truth: list[dict[str, Any]], threads: in
 
     rules = Detect(DetectConfig(detector="yamnet", threads=threads))
     rules.setup()
-    predicted = {line["id"]: [(d.label, d.start, d.end, d.score) for d in
-                              rules.detect(load_mono(directory / f"{line['id']}.flac"))[0]]
-                 for line in free}
-    value = score_events(free, predicted).false_alarms_per_minute()
+    truth, predicted = [], {}
+    for n, (directory, line) in enumerate(free):
+        samples = load_mono(directory / f"{line['id']}.flac")
+        truth.append({**line, "id": str(n)})
+        predicted[str(n)] = [(d.label, d.start, d.end, d.score) for d in rules.detect(samples)[0]]
+    value = score_events(truth, predicted).false_alarms_per_minute()
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"key": key, "false_alarms_per_minute": value}) + "\n")
     return float(value)
 
 
-def fa_budget_of(config: TrainConfig, directory: Path, truth: list[dict[str, Any]]
+def fa_budget_of(config: TrainConfig, sets: list[tuple[Path, list[dict[str, Any]]]]
                  ) -> float | None:
-    """The false-alarm budget ``config.fa_budget`` names (None: no constraint)."""
+    """The false-alarm budget ``config.fa_budget`` names, on the speech-only mixtures of
+    ``sets`` (None: no constraint)."""
     if config.fa_budget == "none":
         return None
     if config.fa_budget == "rules":
-        return rules_false_alarms(directory, truth, config.threads,
+        return rules_false_alarms(sets, config.threads,
                                   Path(config.out) / "rules_false_alarms.json")
     try:
         return float(config.fa_budget)
@@ -440,10 +455,18 @@ def train_detector(config: TrainConfig) -> dict[str, Any]:
     half = len(dev_truth) // 2
     tune_truth, test_truth = dev_truth[:half], dev_truth[half:]
     thresholds = tune_thresholds(head, dev_frames[:half], tune_truth) if half else head.thresholds
-    budget = fa_budget_of(config, data["sets"]["dev"], tune_truth) if half else None
+    # The budget is measured, and held, on dev-tune's speech-only mixtures plus the calib set.
+    calib_sets = [(data["sets"]["dev"], tune_truth)]
+    fa_truth, fa_frames = list(tune_truth), list(dev_frames[:half])
+    if "calib" in data["sets"]:
+        calib_truth = read_truth(data["sets"]["calib"] / "truth.jsonl")
+        calib_sets.append((data["sets"]["calib"], calib_truth))
+        fa_truth += [{**line, "id": f"calib/{line['id']}"} for line in calib_truth]
+        fa_frames += extract_features(data["sets"]["calib"], config.feature, config.threads,
+                                      cache / "calib.npz")
+    budget = fa_budget_of(config, calib_sets) if half else None
     if budget is not None:
-        thresholds = constrain_false_alarms(head, dev_frames[:half], tune_truth, thresholds,
-                                            budget)
+        thresholds = constrain_false_alarms(head, fa_frames, fa_truth, thresholds, budget)
     head.thresholds = thresholds
     test_ids = [line["id"] for line in test_truth]
     scores = score_events(test_truth, events_of(head, dev_frames[half:], test_ids))
@@ -463,8 +486,11 @@ def train_detector(config: TrainConfig) -> dict[str, Any]:
                                    "dev_clips": dev_counts.get(label, 0),
                                    "threshold": thresholds.get(label)}
     provenance["thresholds_tuned_on"] = f"first {half} dev mixtures"
-    provenance["false_alarm_budget"] = {"rule": config.fa_budget,
-                                        "per_minute": None if budget is None else _clean(budget)}
+    provenance["false_alarm_budget"] = {
+        "rule": config.fa_budget, "per_minute": None if budget is None else _clean(budget),
+        "measured_on": "speech-only dev-tune mixtures" + (
+            f" and {config.calib_mixtures} speech-only calib mixtures (dev hosts)"
+            if "calib" in data["sets"] else "")}
     provenance["dev_test"] = {k: v for k, v in scores.to_dict()["categories"].items()}
     save_head(head_path, network=network, feature=config.feature, trained_labels=trained,
               prior_labels=prior, thresholds=thresholds, mean=mean, std=std, hidden=config.hidden,
