@@ -25,8 +25,15 @@ SHARED = Path(os.environ.get("SYNPARA_SHARED_DATA", REPO.parent / "shared" / "da
 #: The recipe of the shipped head: change it only together with the committed file.
 SEED = 0
 FEATURE = "yamnet"
-TRAIN_MIXTURES = 800
-DEV_MIXTURES = 300
+TRAIN_MIXTURES = 600
+DEV_MIXTURES = 200
+#: The shipped head predates train-detector's false-alarm budget: fewer speech-only mixtures, no
+#: crosstalk, two espeak voices per language, thresholds for F1 alone. The budgeted recipe
+#: (train-detector's defaults) halved its false alarms but lost on cough, sneeze and laughspeech
+#: (README), so the shipped head stays this one until a head beats it on every figure.
+MIX = {"negative_fraction": 0.2, "crosstalk_p": 0.0}
+ESPEAK_VOICES = 2
+FA_BUDGET = "none"
 
 
 def main() -> None:
@@ -43,11 +50,13 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     sys.path.insert(0, str(REPO))
     from synpara.detectors.head import DEFAULT_HEAD
+    from synpara.training.mixtures import MixConfig
     from synpara.training.train import TrainConfig, format_report, train_detector
 
     report = train_detector(TrainConfig(
         bank=str(SHARED / "vocal"), hosts=(str(SHARED / "speech"),), out=str(args.out),
-        seed=args.seed, feature=FEATURE, train_mixtures=TRAIN_MIXTURES, dev_mixtures=DEV_MIXTURES))
+        seed=args.seed, feature=FEATURE, train_mixtures=TRAIN_MIXTURES, dev_mixtures=DEV_MIXTURES,
+        mix=MixConfig(**MIX), espeak_voices=ESPEAK_VOICES, fa_budget=FA_BUDGET))
     print(format_report(report))
     if not args.check and args.seed == SEED:
         DEFAULT_HEAD.parent.mkdir(parents=True, exist_ok=True)

@@ -216,12 +216,17 @@ _ESPEAK_TEXTS = {
 }
 
 
-def espeak_hosts(out_dir: Path) -> list[Path]:
-    """Host utterances in several languages from espeak-ng (made once, cached in ``out_dir``)."""
+#: espeak-ng voice variants (and speaking rates) a language is read in, in order of use.
+ESPEAK_VARIANTS = (("", 160), ("+f3", 140), ("+m3", 185))
+
+
+def espeak_hosts(out_dir: Path, variants: int = len(ESPEAK_VARIANTS)) -> list[Path]:
+    """Host utterances in several languages from espeak-ng, each in the first ``variants`` of
+    :data:`ESPEAK_VARIANTS` (made once, cached in ``out_dir``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     made = []
     for voice, text in _ESPEAK_TEXTS.items():
-        for variant, speed in (("", 160), ("+f3", 140), ("+m3", 185)):
+        for variant, speed in ESPEAK_VARIANTS[:variants]:
             path = out_dir / f"espeak_{voice}{variant.replace('+', '_')}.wav"
             if not path.exists():
                 try:

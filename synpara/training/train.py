@@ -70,6 +70,8 @@ class TrainConfig:
     dev_mixtures: int = field(default=120, metadata={"help": "dev mixtures (half tune, half test)"})
     dev_fraction: float = field(default=0.3, metadata={"help": "share of bank groups for dev"})
     espeak: bool = field(default=True, metadata={"help": "add espeak-ng voices as hosts"})
+    espeak_voices: int = field(default=3, metadata={
+        "help": "espeak-ng voices per language (default voice, +f3, +m3)"})
     epochs: int = field(default=30, metadata={"help": "training epochs"})
     hidden: int = field(default=64, metadata={"help": "channels of the temporal convolutions"})
     kernel: int = field(default=5, metadata={"help": "temporal kernel (frames)"})
@@ -99,7 +101,7 @@ def prepare_data(config: TrainConfig) -> dict[str, Any]:
     hosts = scan_hosts(list(config.hosts))
     train_hosts, dev_hosts = split_hosts(hosts, config.dev_fraction, config.seed)
     if config.espeak:  # synthetic voices split by language so dev hears unseen ones
-        voices = espeak_hosts(out / "espeak")
+        voices = espeak_hosts(out / "espeak", config.espeak_voices)
         a, b = split_hosts(voices, config.dev_fraction, config.seed)
         train_hosts, dev_hosts = train_hosts + a, dev_hosts + b
     if not train_clips:
