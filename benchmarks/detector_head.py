@@ -1,4 +1,5 @@
-"""Trained event head vs. the YAMNet rules (``synpara detect`` default), on the same audio.
+"""Trained event head vs. the YAMNet rules (``synpara detect --detector yamnet``), on the same
+audio.
 
 Scores, through ``synpara eval events`` (files written to ``--out`` so the command can be rerun):
 
@@ -42,9 +43,10 @@ def real_truth(directory: Path, out: Path) -> tuple[Path, dict[str, Path]]:
     return path, files
 
 
-def mixture_truth(directory: Path, out: Path) -> tuple[Path, dict[str, Path]]:
+def mixture_truth(directory: Path, out: Path, whole: bool = False
+                  ) -> tuple[Path, dict[str, Path]]:
     truth = read_truth(directory / "truth.jsonl")
-    test = truth[len(truth) // 2:]  # the half the thresholds were not tuned on
+    test = truth if whole else truth[len(truth) // 2:]  # the half thresholds were not tuned on
     path = out / "truth.jsonl"
     path.write_text("".join(json.dumps({k: x[k] for k in ("id", "duration", "events")}) + "\n"
                             for x in test))
@@ -73,6 +75,9 @@ def main() -> None:
     parser.add_argument("--head", action="append", default=[],
                         help="head file (repeatable; default: the shipped one)")
     parser.add_argument("--mixtures", type=Path, help="held-out mixtures (OUT/mixtures/dev)")
+    parser.add_argument("--whole", action="store_true",
+                        help="score every mixture in --mixtures (a set nothing was tuned on, "
+                             "e.g. held-out speech-only audio), not only the second half")
     parser.add_argument("--real", type=Path, default=LAUGHSPEECH)
     parser.add_argument("--no-rules", action="store_true", help="skip the YAMNet rules")
     parser.add_argument("--labels", default="", help="score only these labels (comma list)")
@@ -88,21 +93,22 @@ def main() -> None:
     if not args.no_rules:
         from synpara.stages.detect import Detect, DetectConfig
 
-        rules = Detect(DetectConfig(threads=args.threads))
+        rules = Detect(DetectConfig(detector="yamnet", threads=args.threads))
         rules.setup()
         detectors["rules"] = lambda x: [(s.label, s.start, s.end) for s in rules.detect(x)[0]]
     keep = set(filter(None, args.labels.split(",")))
-    sets = {}
+    sets = []
     if args.mixtures:
-        sets["mixtures"] = mixture_truth
+        sets.append("mixtures")
     if args.real and (args.real / "truth.jsonl").exists():
-        sets["real"] = real_truth
+        sets.append("real")
     if not sets:
         parser.error(f"nothing to score: no --mixtures and no {args.real}/truth.jsonl")
-    for set_name, make in sets.items():
+    for set_name in sets:
         out = args.out / set_name
         out.mkdir(parents=True, exist_ok=True)
-        truth_path, files = make(args.mixtures if set_name == "mixtures" else args.real, out)
+        truth_path, files = (mixture_truth(args.mixtures, out, args.whole)
+                             if set_name == "mixtures" else real_truth(args.real, out))
         truth = load_events(truth_path)
         for name, detect in detectors.items():
             pred_path, speed = run_detector(name, detect, files, out)

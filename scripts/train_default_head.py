@@ -8,6 +8,7 @@ classes; tsk and yawn are not scored at all. Never point this at ``vocal_nc`` (C
 
     python scripts/train_default_head.py            # ~10 min on 2 cores; prints the dev figures
     python scripts/train_default_head.py --check    # retrain into output/ and compare, no copy
+    python scripts/train_default_head.py --seed 1   # a second draw of the recipe (never copied)
 """
 
 from __future__ import annotations
@@ -26,23 +27,38 @@ SEED = 0
 FEATURE = "yamnet"
 TRAIN_MIXTURES = 600
 DEV_MIXTURES = 200
+#: The shipped head predates train-detector's false-alarm budget: fewer speech-only mixtures, no
+#: crosstalk, two espeak voices per language, thresholds for F1 alone. The budgeted recipe
+#: (train-detector's defaults) halved its false alarms but lost on cough, sneeze and laughspeech
+#: (README), so the shipped head stays this one until a head beats it on every figure.
+MIX = {"negative_fraction": 0.2, "crosstalk_p": 0.0}
+ESPEAK_VOICES = 2
+FA_BUDGET = "none"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "output" / "default_head")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="working directory (default output/default_head[_seedN])")
     parser.add_argument("--check", action="store_true", help="train and report, do not copy")
+    parser.add_argument("--seed", type=int, default=SEED,
+                        help=f"another draw of the recipe to measure (only seed {SEED} is copied)")
     args = parser.parse_args()
+    if args.out is None:
+        args.out = REPO / "output" / ("default_head" if args.seed == SEED
+                                      else f"default_head_seed{args.seed}")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     sys.path.insert(0, str(REPO))
     from synpara.detectors.head import DEFAULT_HEAD
+    from synpara.training.mixtures import MixConfig
     from synpara.training.train import TrainConfig, format_report, train_detector
 
     report = train_detector(TrainConfig(
         bank=str(SHARED / "vocal"), hosts=(str(SHARED / "speech"),), out=str(args.out),
-        seed=SEED, feature=FEATURE, train_mixtures=TRAIN_MIXTURES, dev_mixtures=DEV_MIXTURES))
+        seed=args.seed, feature=FEATURE, train_mixtures=TRAIN_MIXTURES, dev_mixtures=DEV_MIXTURES,
+        mix=MixConfig(**MIX), espeak_voices=ESPEAK_VOICES, fa_budget=FA_BUDGET))
     print(format_report(report))
-    if not args.check:
+    if not args.check and args.seed == SEED:
         DEFAULT_HEAD.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.out / "head.pt", DEFAULT_HEAD)
         print(f"copied to {DEFAULT_HEAD}")

@@ -19,9 +19,12 @@ import click
 @click.option("--dev-mixtures", type=int, default=200, show_default=True)
 @click.option("--epochs", type=int, default=30, show_default=True)
 @click.option("--no-espeak", is_flag=True, help="do not add espeak-ng voices as hosts")
+@click.option("--fa-budget", default="rules", show_default=True,
+              help="false alarms per minute of speech-only dev audio the thresholds may raise: "
+                   "'rules' (the YAMNet rules' own rate there), a number, or 'none'")
 def command(bank: str, hosts: tuple[str, ...], output: str, seed: int,
                            feature: str, train_mixtures: int, dev_mixtures: int, epochs: int,
-                           no_espeak: bool) -> None:
+                           no_espeak: bool, fa_budget: str) -> None:
     """Train an event head on BANK mixed into HOSTS; print dev figures, write OUTPUT/head.pt.
 
     \b
@@ -34,5 +37,5 @@ def command(bank: str, hosts: tuple[str, ...], output: str, seed: int,
     report = train_detector(TrainConfig(
         bank=bank, hosts=tuple(hosts), out=output, seed=seed, feature=feature,
         train_mixtures=train_mixtures, dev_mixtures=dev_mixtures, epochs=epochs,
-        espeak=not no_espeak))
+        espeak=not no_espeak, fa_budget=fa_budget))
     click.echo(format_report(report))

@@ -82,12 +82,54 @@ class PostProcess:
     merge_gap_seconds: float = 0.2
 
 
-def _median(x: np.ndarray, k: int) -> np.ndarray:
+def smooth_frames(x: np.ndarray, k: int) -> np.ndarray:
+    """Median filter over time, each label column on its own."""
     if k <= 1 or len(x) < k:
         return x
     from scipy.ndimage import median_filter
 
     return median_filter(x, size=(k, 1), mode="nearest")
+
+
+def label_spans(probs: np.ndarray, label: str, high: float, post: PostProcess = PostProcess()
+                ) -> list[tuple[str, float, float, float]]:
+    """One label's candidate spans ``(label, start, end, peak)`` from its *smoothed* frame
+    probabilities: hysteresis (on at ``high``, held down to ``low_factor * high``), runs closer
+    than the merge gap joined, runs shorter than ``min_seconds`` dropped."""
+    active = probs >= post.low_factor * high
+    runs, start = [], None
+    for i, on in enumerate(np.append(active, False)):
+        if on and start is None:
+            start = i
+        elif not on and start is not None:
+            runs.append([start, i])
+            start = None
+    merged: list[list[int]] = []
+    gap = int(round(post.merge_gap_seconds / FRAME_SECONDS))
+    for run in runs:
+        if merged and run[0] - merged[-1][1] <= gap:
+            merged[-1][1] = run[1]
+        else:
+            merged.append(run)
+    spans = []
+    for a, b in merged:
+        peak = float(probs[a:b].max())
+        if peak < high or (b - a) * FRAME_SECONDS < post.min_seconds:
+            continue
+        spans.append((label, a * FRAME_SECONDS, b * FRAME_SECONDS, peak))
+    return spans
+
+
+def resolve_overlaps(spans: list[tuple[str, float, float, float]], thresholds: dict[str, float]
+                     ) -> list[tuple[str, float, float, float]]:
+    """Where two labels claim overlapping spans, the one further above its own threshold keeps
+    it; returned in time order."""
+    spans = sorted(spans, key=lambda s: -(s[3] / max(thresholds.get(s[0], 0.5), 1e-6)))
+    kept: list[tuple[str, float, float, float]] = []
+    for span in spans:
+        if all(span[2] <= k[1] or span[1] >= k[2] or span[0] == k[0] for k in kept):
+            kept.append(span)
+    return sorted(kept, key=lambda s: s[1])
 
 
 def frames_to_events(probs: np.ndarray, labels: list[str], thresholds: dict[str, float],
@@ -97,37 +139,11 @@ def frames_to_events(probs: np.ndarray, labels: list[str], thresholds: dict[str,
 
     Where two labels claim overlapping spans, the one further above its own threshold keeps it.
     """
-    smooth = _median(np.asarray(probs, dtype=np.float32), post.median_frames)
+    smooth = smooth_frames(np.asarray(probs, dtype=np.float32), post.median_frames)
     spans: list[tuple[str, float, float, float]] = []
     for column, label in enumerate(labels):
-        high = thresholds.get(label, 0.5)
-        p = smooth[:, column]
-        active = p >= post.low_factor * high
-        runs, start = [], None
-        for i, on in enumerate(np.append(active, False)):
-            if on and start is None:
-                start = i
-            elif not on and start is not None:
-                runs.append([start, i])
-                start = None
-        merged: list[list[int]] = []
-        gap = int(round(post.merge_gap_seconds / FRAME_SECONDS))
-        for run in runs:
-            if merged and run[0] - merged[-1][1] <= gap:
-                merged[-1][1] = run[1]
-            else:
-                merged.append(run)
-        for a, b in merged:
-            peak = float(p[a:b].max())
-            if peak < high or (b - a) * FRAME_SECONDS < post.min_seconds:
-                continue
-            spans.append((label, a * FRAME_SECONDS, b * FRAME_SECONDS, peak))
-    spans.sort(key=lambda s: -(s[3] / max(thresholds.get(s[0], 0.5), 1e-6)))
-    kept: list[tuple[str, float, float, float]] = []
-    for span in spans:
-        if all(span[2] <= k[1] or span[1] >= k[2] or span[0] == k[0] for k in kept):
-            kept.append(span)
-    return sorted(kept, key=lambda s: s[1])
+        spans += label_spans(smooth[:, column], label, thresholds.get(label, 0.5), post)
+    return resolve_overlaps(spans, thresholds)
 
 
 class EventHead:

@@ -57,7 +57,14 @@ class MixConfig:
         default=(3.0, 9.0), metadata={"help": "host speech excerpt length range (s)"})
     max_events: int = field(default=3, metadata={"help": "most events per mixture"})
     negative_fraction: float = field(
-        default=0.2, metadata={"help": "share of mixtures with no event (speech-only)"})
+        default=0.4, metadata={"help": "share of mixtures with no event (speech-only): the "
+                                       "head learns what is *not* an event, and dev measures "
+                                       "its false alarms, on these"})
+    crosstalk_p: float = field(
+        default=0.25, metadata={"help": "chance of a second host talking underneath (a hard "
+                                        "negative: overlapping speech, TV in the room)"})
+    crosstalk_db: tuple[float, float] = field(
+        default=(-20.0, -3.0), metadata={"help": "level of that second talker (dB re host)"})
     overlay_fraction: float = field(
         default=0.5, metadata={"help": "share of events laid over speech instead of in a pause"})
     gain_db: tuple[float, float] = field(
@@ -209,12 +216,17 @@ _ESPEAK_TEXTS = {
 }
 
 
-def espeak_hosts(out_dir: Path) -> list[Path]:
-    """Host utterances in several languages from espeak-ng (made once, cached in ``out_dir``)."""
+#: espeak-ng voice variants (and speaking rates) a language is read in, in order of use.
+ESPEAK_VARIANTS = (("", 160), ("+f3", 140), ("+m3", 185))
+
+
+def espeak_hosts(out_dir: Path, variants: int = len(ESPEAK_VARIANTS)) -> list[Path]:
+    """Host utterances in several languages from espeak-ng, each in the first ``variants`` of
+    :data:`ESPEAK_VARIANTS` (made once, cached in ``out_dir``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     made = []
     for voice, text in _ESPEAK_TEXTS.items():
-        for variant, speed in (("", 160), ("+f3", 140)):
+        for variant, speed in ESPEAK_VARIANTS[:variants]:
             path = out_dir / f"espeak_{voice}{variant.replace('+', '_')}.wav"
             if not path.exists():
                 try:
@@ -325,6 +337,15 @@ def make_mixture(host: np.ndarray, events: list[tuple[str | None, np.ndarray]],
     return mix, sorted(placed, key=lambda e: e["start"])
 
 
+def _crosstalk(host: np.ndarray, other: np.ndarray, rng: np.random.Generator, config: MixConfig
+               ) -> np.ndarray:
+    """``host`` with an excerpt of ``other`` speech under it (looped when shorter)."""
+    start = int(rng.integers(0, max(1, len(other) - len(host))))
+    under = np.resize(other[start:start + len(host)], len(host)).astype(np.float32)
+    gain = _active_rms(host) / _active_rms(under) * 10 ** (rng.uniform(*config.crosstalk_db) / 20)
+    return (host + gain * under).astype(np.float32)
+
+
 # --------------------------------------------------------------------------- domain spread
 
 
@@ -424,7 +445,7 @@ def write_mixtures(out_dir: str | Path, clips: list[BankClip], hosts: list[Path]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     truth_path = out_dir / "truth.jsonl"
-    if not clips or not any(c.label for c in clips):
+    if config.negative_fraction < 1.0 and not any(c.label for c in clips):
         raise SynparaError("no labelled clips to mix", out_dir)
     if not hosts:
         raise SynparaError("no host speech to mix into", out_dir)
@@ -445,6 +466,9 @@ def write_mixtures(out_dir: str | Path, clips: list[BankClip], hosts: list[Path]
         length = int(rng.uniform(*config.host_seconds) * SAMPLE_RATE)
         start = int(rng.integers(0, max(1, len(host) - length)))
         excerpt = host[start:start + length]
+        if config.crosstalk_p > 0 and len(hosts) > 1 and rng.random() < config.crosstalk_p:
+            excerpt = _crosstalk(excerpt, host_audio[hosts[int(rng.integers(len(hosts)))]], rng,
+                                 config)
         chosen: list[tuple[str | None, np.ndarray]] = []
         if rng.random() >= config.negative_fraction:
             for _ in range(int(rng.integers(1, config.max_events + 1))):

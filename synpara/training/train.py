@@ -21,14 +21,23 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from synpara.detectors.features import FRAME_SECONDS, load_features
-from synpara.detectors.head import PRIOR_MAP, EventHead, PostProcess, frames_to_events, save_head
+from synpara.detectors.head import (
+    PRIOR_MAP,
+    EventHead,
+    PostProcess,
+    frames_to_events,
+    label_spans,
+    resolve_overlaps,
+    save_head,
+    smooth_frames,
+)
 from synpara.errors import SynparaError
 from synpara.training.mixtures import (
     MixConfig,
@@ -61,12 +70,24 @@ class TrainConfig:
     dev_mixtures: int = field(default=120, metadata={"help": "dev mixtures (half tune, half test)"})
     dev_fraction: float = field(default=0.3, metadata={"help": "share of bank groups for dev"})
     espeak: bool = field(default=True, metadata={"help": "add espeak-ng voices as hosts"})
+    espeak_voices: int = field(default=3, metadata={
+        "help": "espeak-ng voices per language (default voice, +f3, +m3)"})
     epochs: int = field(default=30, metadata={"help": "training epochs"})
     hidden: int = field(default=64, metadata={"help": "channels of the temporal convolutions"})
     kernel: int = field(default=5, metadata={"help": "temporal kernel (frames)"})
     threads: int = field(default=1, metadata={"help": "CPU threads for the encoders"})
     pos_weight_max: float = field(
         default=1.0, metadata={"help": "cap on the weight of a rare label's positive frames"})
+    mix: MixConfig = field(default_factory=MixConfig, metadata={
+        "help": "how mixtures are drawn (speech-only share, overlay, crosstalk, domain spread)"})
+    calib_mixtures: int = field(default=200, metadata={
+        "help": "extra speech-only mixtures from the dev hosts on which the false-alarm budget "
+                "is measured, for the rules and the head alike (a few minutes of dev-tune "
+                "audio alone give a rate too noisy to hold)"})
+    fa_budget: str = field(default="rules", metadata={
+        "help": "false alarms per minute the thresholds may raise on the speech-only dev-tune "
+                "mixtures: 'rules' (what the YAMNet rules raise on that same audio), a number, "
+                "or 'none' (thresholds for F1 alone)"})
 
 
 # --------------------------------------------------------------------------- data
@@ -80,24 +101,28 @@ def prepare_data(config: TrainConfig) -> dict[str, Any]:
     hosts = scan_hosts(list(config.hosts))
     train_hosts, dev_hosts = split_hosts(hosts, config.dev_fraction, config.seed)
     if config.espeak:  # synthetic voices split by language so dev hears unseen ones
-        voices = espeak_hosts(out / "espeak")
+        voices = espeak_hosts(out / "espeak", config.espeak_voices)
         a, b = split_hosts(voices, config.dev_fraction, config.seed)
         train_hosts, dev_hosts = train_hosts + a, dev_hosts + b
     if not train_clips:
         raise SynparaError("the bank split left no training clips", config.bank)
     sets = {}
-    for split, chosen, split_hosts_, count, offset in (
-            ("train", train_clips, train_hosts, config.train_mixtures, 0),
-            ("dev", dev_clips, dev_hosts, config.dev_mixtures, 1)):
+    plan = [("train", train_clips, train_hosts, config.train_mixtures, 0, config.mix),
+            ("dev", dev_clips, dev_hosts, config.dev_mixtures, 1, config.mix)]
+    if config.fa_budget != "none" and config.calib_mixtures > 0:
+        # Speech only (dev clips only as unlabelled hard negatives): no event to split.
+        plan.append(("calib", dev_clips, dev_hosts, config.calib_mixtures, 2,
+                     replace(config.mix, negative_fraction=1.0)))
+    for split, chosen, split_hosts_, count, offset, mix in plan:
         directory = out / "mixtures" / split
         key = json.dumps({"clips": [str(c.path) for c in chosen],
                           "hosts": [str(h) for h in split_hosts_], "count": count,
-                          "seed": config.seed, "mix": asdict(MixConfig())}, sort_keys=True)
+                          "seed": config.seed, "mix": asdict(mix)}, sort_keys=True)
         stamp = directory / "recipe.json"
         if not (stamp.exists() and stamp.read_text() == key):
             if any(c.label for c in chosen):
                 write_mixtures(directory, chosen, split_hosts_, count,
-                               seed=config.seed * 1000 + offset)
+                               seed=config.seed * 1000 + offset, config=mix)
                 stamp.write_text(key)
             else:
                 directory.mkdir(parents=True, exist_ok=True)
@@ -273,6 +298,116 @@ def tune_thresholds(head: EventHead, frames: list[np.ndarray], truth: list[dict[
     return chosen
 
 
+#: Thresholds the false-alarm constraint may raise a label to; above 1 the label is off.
+FA_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 1.01)
+
+
+def constrain_false_alarms(head: EventHead, frames: list[np.ndarray], truth: list[dict[str, Any]],
+                           thresholds: dict[str, float], budget: float,
+                           grid: tuple[float, ...] = FA_GRID) -> dict[str, float]:
+    """Raise per-label thresholds until the false alarms per minute on the event-free mixtures
+    of ``truth`` are at most ``budget``, each step the raise that costs the least overall F1 per
+    false alarm removed (a greedy answer to: best F1 subject to the false-alarm budget).
+
+    Returns ``thresholds`` unchanged when ``truth`` has no event-free mixture.
+    """
+    ids = [line["id"] for line in truth]
+    smooth = {i: smooth_frames(head.probs_from_features(f), head.post.median_frames)
+              for i, f in zip(ids, frames)}
+    cache: dict[tuple[str, float], dict[str, list[tuple]]] = {}
+
+    def spans(label: str, threshold: float) -> dict[str, list[tuple]]:
+        if (label, threshold) not in cache:
+            column = head.labels.index(label)
+            cache[label, threshold] = {i: label_spans(p[:, column], label, threshold, head.post)
+                                       for i, p in smooth.items()}
+        return cache[label, threshold]
+
+    def measure(chosen: dict[str, float]) -> tuple[float, float]:
+        per_label = [spans(label, chosen[label]) for label in head.labels]
+        predicted = {i: resolve_overlaps([s for spans_ in per_label for s in spans_[i]], chosen)
+                     for i in ids}
+        scores = score_events(truth, predicted)
+        f1 = scores.categories["all"].f1
+        fa = scores.false_alarms_per_minute()
+        return (0.0 if f1 != f1 else f1), (0.0 if fa != fa else fa)
+
+    if not any(not line["events"] for line in truth):
+        log.warning("no event-free dev mixture: the false-alarm budget cannot be checked")
+        return dict(thresholds)
+    chosen = {label: thresholds.get(label, 0.5) for label in head.labels}
+    f1, fa = measure(chosen)
+    while fa > budget + 1e-9:
+        best: tuple[float, str, float, float, float] | None = None
+        for label in head.labels:
+            for higher in (t for t in grid if t > chosen[label]):
+                trial_f1, trial_fa = measure({**chosen, label: higher})
+                if trial_fa < fa - 1e-9:  # the smallest raise of this label that helps
+                    cost = (f1 - trial_f1) / (fa - trial_fa)
+                    if best is None or cost < best[0] - 1e-12:
+                        best = (cost, label, higher, trial_f1, trial_fa)
+                    break
+        if best is None:  # nothing left to raise (every label off): cannot happen with 1.01
+            break
+        _cost, label, higher, f1, fa = best
+        chosen[label] = higher
+        log.info("false-alarm budget %.2f/min: %s -> %.2f (dev-tune F1 %.3f, %.2f/min)",
+                 budget, label, higher, f1, fa)
+    return chosen
+
+
+def rules_false_alarms(sets: list[tuple[Path, list[dict[str, Any]]]], threads: int,
+                       cache: Path) -> float | None:
+    """False alarms per minute the YAMNet rules (``detect --detector yamnet``) raise on the
+    event-free mixtures of ``sets`` (``(directory, truth lines)`` pairs; cached in ``cache``);
+    None when there are none."""
+    import hashlib
+
+    from synpara.training.mixtures import load_mono
+
+    free = [(directory, line) for directory, truth in sets for line in truth
+            if not line["events"]]
+    if not free:
+        return None
+    digest = hashlib.sha256()
+    for directory, line in free:
+        digest.update(json.dumps([str(directory), line], sort_keys=True).encode())
+    key = digest.hexdigest()
+    if cache.exists():
+        stored = json.loads(cache.read_text())
+        if stored.get("key") == key:
+            return float(stored["false_alarms_per_minute"])
+    from synpara.stages.detect import Detect, DetectConfig
+
+    rules = Detect(DetectConfig(detector="yamnet", threads=threads))
+    rules.setup()
+    truth, predicted = [], {}
+    for n, (directory, line) in enumerate(free):
+        samples = load_mono(directory / f"{line['id']}.flac")
+        truth.append({**line, "id": str(n)})
+        predicted[str(n)] = [(d.label, d.start, d.end, d.score) for d in rules.detect(samples)[0]]
+    value = score_events(truth, predicted).false_alarms_per_minute()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"key": key, "false_alarms_per_minute": value}) + "\n")
+    return float(value)
+
+
+def fa_budget_of(config: TrainConfig, sets: list[tuple[Path, list[dict[str, Any]]]]
+                 ) -> float | None:
+    """The false-alarm budget ``config.fa_budget`` names, on the speech-only mixtures of
+    ``sets`` (None: no constraint)."""
+    if config.fa_budget == "none":
+        return None
+    if config.fa_budget == "rules":
+        return rules_false_alarms(sets, config.threads,
+                                  Path(config.out) / "rules_false_alarms.json")
+    try:
+        return float(config.fa_budget)
+    except ValueError:
+        raise SynparaError(f"fa_budget must be 'rules', 'none' or a number, not "
+                           f"{config.fa_budget!r}") from None
+
+
 # --------------------------------------------------------------------------- the command
 
 
@@ -322,12 +457,25 @@ def train_detector(config: TrainConfig) -> dict[str, Any]:
     half = len(dev_truth) // 2
     tune_truth, test_truth = dev_truth[:half], dev_truth[half:]
     thresholds = tune_thresholds(head, dev_frames[:half], tune_truth) if half else head.thresholds
+    # The budget is measured, and held, on dev-tune's speech-only mixtures plus the calib set.
+    calib_sets = [(data["sets"]["dev"], tune_truth)]
+    fa_truth, fa_frames = list(tune_truth), list(dev_frames[:half])
+    if "calib" in data["sets"]:
+        calib_truth = read_truth(data["sets"]["calib"] / "truth.jsonl")
+        calib_sets.append((data["sets"]["calib"], calib_truth))
+        fa_truth += [{**line, "id": f"calib/{line['id']}"} for line in calib_truth]
+        fa_frames += extract_features(data["sets"]["calib"], config.feature, config.threads,
+                                      cache / "calib.npz")
+    budget = fa_budget_of(config, calib_sets) if half else None
+    if budget is not None:
+        thresholds = constrain_false_alarms(head, fa_frames, fa_truth, thresholds, budget)
     head.thresholds = thresholds
     test_ids = [line["id"] for line in test_truth]
     scores = score_events(test_truth, events_of(head, dev_frames[half:], test_ids))
     report = {"head": str(head_path), "feature": config.feature, "seed": config.seed,
               "labels": {}, "dev_test": scores.to_dict(),
               "false_alarms_per_minute_speech_only": _clean(scores.false_alarms_per_minute()),
+              "false_alarm_budget_dev_tune": None if budget is None else _clean(budget),
               "seconds": round(time.perf_counter() - started, 1)}
     for label in HEAD_LABELS:
         if label in trained:
@@ -340,6 +488,11 @@ def train_detector(config: TrainConfig) -> dict[str, Any]:
                                    "dev_clips": dev_counts.get(label, 0),
                                    "threshold": thresholds.get(label)}
     provenance["thresholds_tuned_on"] = f"first {half} dev mixtures"
+    provenance["false_alarm_budget"] = {
+        "rule": config.fa_budget, "per_minute": None if budget is None else _clean(budget),
+        "measured_on": "speech-only dev-tune mixtures" + (
+            f" and {config.calib_mixtures} speech-only calib mixtures (dev hosts)"
+            if "calib" in data["sets"] else "")}
     provenance["dev_test"] = {k: v for k, v in scores.to_dict()["categories"].items()}
     save_head(head_path, network=network, feature=config.feature, trained_labels=trained,
               prior_labels=prior, thresholds=thresholds, mean=mean, std=std, hidden=config.hidden,
@@ -372,5 +525,8 @@ def format_report(report: dict[str, Any]) -> str:
                  f"{row.get('truths', 0):>6}")
     lines.append(f"false alarms per minute of speech-only audio: "
                  f"{fmt(report['false_alarms_per_minute_speech_only'])}")
+    if report.get("false_alarm_budget_dev_tune") is not None:
+        lines.append(f"thresholds held to {report['false_alarm_budget_dev_tune']:.2f} false "
+                     "alarms per minute on the speech-only dev-tune mixtures")
     lines.append(f"head: {report['head']} ({report['seconds']:.0f} s)")
     return "\n".join(lines)

@@ -36,3 +36,26 @@ def test_detect_with_the_head_finds_real_laughter_and_nothing_in_plain_speech(
     # truth (the corpus authors'): laughter 4.902-6.618 s
     assert laugh.symbol == "laughter" and abs(laugh.start - 4.902) < 0.1 and laugh.end > 6.6
     assert items(cuts["neut1"], "event") == []
+
+
+def test_the_shipped_head_is_what_its_script_pins():
+    """scripts/train_default_head.py keeps the shipped head's recipe (retraining with it gave
+    identical weights and thresholds); a recipe change must come with a new head file."""
+    import importlib.util
+
+    import torch
+
+    from ..conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("train_default_head",
+                                                  REPO / "scripts" / "train_default_head.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    config = torch.load(str(DEFAULT_HEAD), map_location="cpu",
+                        weights_only=True)["provenance"]["config"]
+    assert (config["seed"], config["feature"], config["train_mixtures"],
+            config["dev_mixtures"]) == (script.SEED, script.FEATURE, script.TRAIN_MIXTURES,
+                                        script.DEV_MIXTURES)
+    assert config.get("fa_budget", "none") == script.FA_BUDGET  # trained before budgets
+    assert "vocal_nc" not in config["bank"] and config["bank"].endswith("vocal")

@@ -6,13 +6,20 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from synpara.detectors.head import EventHead, frames_to_events
 from synpara.errors import SynparaError
-from synpara.training.mixtures import BankClip, clip_label_and_group, scan_bank, split_bank
+from synpara.training.mixtures import (
+    BankClip,
+    MixConfig,
+    clip_label_and_group,
+    scan_bank,
+    split_bank,
+)
 from synpara.training.train import TrainConfig, frame_targets, train_detector
 
 from ..conftest import REPO
@@ -69,7 +76,10 @@ def tiny_head(tmp_path_factory, shared_data):
     hosts = (str(speech / "jfk" / "jfk.wav"), str(speech / "silero_vad" / "test.wav"),
              str(speech / "pocketsphinx" / "librivox"))
     config = TrainConfig(bank=str(bank), hosts=hosts, out=str(root / "out"), seed=1,
-                         train_mixtures=60, dev_mixtures=24, epochs=15, espeak=False)
+                         train_mixtures=60, dev_mixtures=24, epochs=15, espeak=False,
+                         # A dozen tuning mixtures are too few for a false-alarm budget, and
+                         # 60 training mixtures too few to spend many on speech only.
+                         fa_budget="none", mix=MixConfig(negative_fraction=0.2, crosstalk_p=0.0))
     return train_detector(config), root
 
 
@@ -101,6 +111,48 @@ def test_tiny_head_learns_above_chance(tiny_head):
     assert report["labels"]["laughter"]["status"] == "trained"
     assert report["labels"]["tsk"]["status"] == "no clips: not trained"
     assert report["labels"]["sigh"]["status"].startswith("no clips: not trained (YAMNet prior")
+
+
+def test_false_alarm_budget_holds_on_the_speech_only_mixtures(tiny_head):
+    """Thresholds held to a false-alarm budget only go up, and meet it where they were tuned;
+    training records the budget the rules set (their own rate on the same audio)."""
+    report, root = tiny_head
+    from synpara.training.mixtures import read_truth
+    from synpara.training.train import (
+        FA_GRID,
+        constrain_false_alarms,
+        events_of,
+        extract_features,
+        fa_budget_of,
+        score_events,
+    )
+
+    out = root / "out"
+    truth = read_truth(out / "mixtures" / "dev" / "truth.jsonl")
+    assert any(not line["events"] for line in truth)  # speech-only mixtures to count on
+    frames = extract_features(out / "mixtures" / "dev", "yamnet", 1,
+                              out / "features" / "yamnet" / "dev.npz")
+    head = EventHead.load(out / "head.pt", threads=1)
+    ids = [line["id"] for line in truth]
+    loose = {label: 0.2 for label in head.labels}  # fires a lot: false alarms to remove
+    before = score_events(truth, events_of(head, frames, ids, loose))
+    chosen = constrain_false_alarms(head, frames, truth, loose, budget=0.0)
+    after = score_events(truth, events_of(head, frames, ids, chosen))
+    assert after.false_alarms_per_minute() == 0.0
+    assert all(chosen[label] >= loose[label] and chosen[label] in FA_GRID for label in chosen)
+    if before.false_alarms_per_minute() > 0:
+        assert chosen != loose
+    assert constrain_false_alarms(head, frames, truth, loose, budget=1e9) == loose
+    assert report["false_alarm_budget_dev_tune"] is None  # the fixture trained without one
+    assert head.state["provenance"]["false_alarm_budget"]["per_minute"] is None
+    # The default budget: the YAMNet rules' own false alarms on the same speech-only audio.
+    config = TrainConfig(bank="unused", hosts=(), out=str(root / "rules"), fa_budget="rules")
+    rules_rate = fa_budget_of(config, [(out / "mixtures" / "dev", truth)])
+    assert rules_rate is not None and rules_rate >= 0
+    assert (root / "rules" / "rules_false_alarms.json").is_file()  # cached for the rerun
+    assert fa_budget_of(replace(config, fa_budget="0.5"), []) == 0.5
+    with pytest.raises(SynparaError, match="fa_budget"):
+        fa_budget_of(replace(config, fa_budget="lots"), [])
 
 
 def test_head_file_loads_and_predicts_with_its_label_list(tiny_head):
