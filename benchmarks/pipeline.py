@@ -7,14 +7,17 @@ Builds ``--minutes`` of real speech from ``../shared/data/speech`` (concatenated
    detect -> refine (the stage options of ``pipelines/demo.yaml``), timed as a whole (wall,
    real-time factor = audio seconds / wall seconds, higher is faster) and per stage (the
    executor's seconds, model loads in the workers included);
-2. **bare**: in a fresh child process with all the cores, each stage's models called directly on the
-   same audio, no executor, no manifest: the pyannote pipeline on each file's waveform;
-   faster-whisper ``transcribe`` with word timestamps and VAD; YAMNet on exactly the patches detect
-   scored (recorded by running the stage once) plus Silero VAD; Silero VAD plus the Whisper calls
-   refine made to validate splits (recorded the same way). Model load times are listed apart.
+2. **bare**: in a fresh child process with one worker's threads (cores / workers), each stage's
+   models called directly on the same audio, no executor, no manifest: the pyannote pipeline on
+   each file's waveform; faster-whisper ``transcribe`` with word timestamps and VAD; YAMNet on
+   exactly the patches detect scored (recorded by running the stage once) plus Silero VAD; Silero
+   VAD plus the Whisper calls refine made to validate splits (recorded the same way). Model load
+   times are listed apart.
 
-**overhead** = pipeline wall / sum of bare model times (1.0: the executor, manifests and glue cost
-nothing; the issue's aim is <= 1.10). Also times ``synpara --help``.
+**overhead** = pipeline wall / ideal, where ideal = sum of bare model times / workers (the models
+alone, spread perfectly over the same workers; 1.0: the executor, manifests, model loads and the
+stages' own signal processing cost nothing; the issue's aim is <= 1.10). Also times
+``synpara --help``.
 
     python benchmarks/pipeline.py                                  # 10 min, base and tiny.en
     python benchmarks/pipeline.py --minutes 2 --models tiny.en     # quick look
@@ -37,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+if "--repo" in sys.argv:  # measure another checkout's synpara (e.g. main, for before/after)
+    REPO = Path(sys.argv[sys.argv.index("--repo") + 1]).resolve()
 sys.path.insert(0, str(REPO))
 SHARED = Path(os.environ.get("SYNPARA_SHARED_DATA", REPO.parent / "shared" / "data"))
 #: Real recordings, longest first; concatenated (and repeated when needed) into the test files.
@@ -53,12 +58,15 @@ SOURCES = [
 STAGE_NAMES = ("ingest", "diarize", "transcribe", "detect", "refine")
 
 
-def stage_options(model: str, device: str) -> list[dict[str, Any]]:
+def stage_options(model: str, device: str, batch_size: int = 1) -> list[dict[str, Any]]:
     """The demo's stages (pipelines/demo.yaml) with the given Whisper model and device."""
+    transcribe = {"model": model, "verbatim": True, "device": device}
+    if batch_size > 1:
+        transcribe["batch_size"] = batch_size
     return [
         {"ingest": {}},
         {"diarize": {"device": device}},
-        {"transcribe": {"model": model, "verbatim": True, "device": device}},
+        {"transcribe": transcribe},
         {"detect": {}},
         {"refine": {"min_utterance": 2.0, "max_utterance": 30.0, "validate_splits": True,
                     "max_overlap": 0.5, "asr_model": model}},
@@ -108,15 +116,15 @@ def help_seconds(repeat: int = 3) -> float:
     return best
 
 
-def run_graph(files: list[Path], output: Path, model: str, device: str, workers: int | None
-              ) -> dict[str, Any]:
+def run_graph(files: list[Path], output: Path, model: str, device: str, workers: int | None,
+              batch_size: int = 1) -> dict[str, Any]:
     """The pipeline as ``synpara run`` runs it; wall seconds and each stage's seconds."""
     from synpara.pipeline import pipeline_from_dict, run_pipeline
 
     pipeline = pipeline_from_dict({
         "name": f"bench-{model}", "input": [str(f) for f in files], "output": str(output),
         "seed": 0, "executor": {"type": "local", "workers": workers},
-        "stages": stage_options(model, device),
+        "stages": stage_options(model, device, batch_size),
     })
     started = time.perf_counter()
     summaries = run_pipeline(pipeline, overwrite=True, progress=False)
@@ -184,7 +192,14 @@ def bare(spec: dict[str, Any]) -> dict[str, Any]:
     load["whisper"], whisper = _timed(load_whisper, spec["model"], device, "auto", threads)
     kwargs = dict(beam_size=5, word_timestamps=True, vad_filter=True,
                   initial_prompt=VERBATIM_PROMPT, condition_on_previous_text=False)
-    model_s["transcribe"] = sum(_timed(_decode_all, whisper, samples, kwargs)[0]
+    decoder = whisper
+    if spec["batch_size"] > 1:  # as transcribe --batch-size runs it
+        from faster_whisper import BatchedInferencePipeline
+
+        decoder = BatchedInferencePipeline(whisper)
+        kwargs.pop("condition_on_previous_text")
+        kwargs["batch_size"] = spec["batch_size"]
+    model_s["transcribe"] = sum(_timed(_decode_all, decoder, samples, kwargs)[0]
                                 for samples in audio)
 
     # detect: record the windows the stage scores, then time YAMNet on them and Silero VAD
@@ -230,10 +245,13 @@ def bare(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_bare(output: Path, model: str, device: str, threads: int) -> dict[str, Any]:
-    spec = {"output": str(output), "model": model, "device": device, "threads": threads}
+def run_bare(output: Path, model: str, device: str, threads: int, batch_size: int
+             ) -> dict[str, Any]:
+    spec = {"output": str(output), "model": model, "device": device, "threads": threads,
+            "batch_size": batch_size}
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], env=env,
+    command = [sys.executable, __file__, "--repo", str(REPO), "--child", json.dumps(spec)]
+    result = subprocess.run(command, env=env,
                             check=True, stdout=subprocess.PIPE, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -249,20 +267,24 @@ def table(rows: list[dict[str, Any]], audio_s: float, help_s: float, machine: st
     loads = {"diarize": ["pyannote"], "transcribe": ["whisper"], "detect": ["yamnet", "silero"],
              "refine": []}
     for row in rows:
+        bare = row["bare"] or {"model": {}, "load": {}}
         for stage in STAGE_NAMES:
-            model_s = row["bare"]["model"].get(stage)
-            load = sum(row["bare"]["load"][k] for k in loads.get(stage, []))
+            model_s = bare["model"].get(stage)
+            load = sum(bare["load"].get(k, 0.0) for k in loads.get(stage, []))
             lines.append(f"| {row['model']} | {stage} | {row['pipeline']['stages'][stage]:.1f} | "
                          f"{'-' if model_s is None else f'{model_s:.1f}'} | "
                          f"{f'{load:.1f}' if load else '-'} |")
-    lines += ["", "| model | workers | wall s | x real time | sum bare s | overhead (wall / bare) |"
-              " YAMNet patches | split validations |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", "| model | batch | workers | wall s | x real time | sum bare s | ideal s "
+              "(sum / workers) | overhead (wall / ideal) | YAMNet patches | split validations |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
-        wall, bare_sum = row["pipeline"]["wall"], sum(row["bare"]["model"].values())
-        lines.append(f"| {row['model']} | {row['workers']} | {wall:.1f} | {audio_s / wall:.2f} | "
-                     f"{bare_sum:.1f} | {wall / bare_sum:.2f} | {row['bare']['patches']} | "
-                     f"{row['bare']['validations']} |")
+        wall, bare = row["pipeline"]["wall"], row["bare"]
+        bare_sum = sum(bare["model"].values()) if bare else None
+        ideal = bare_sum / row["workers"] if bare_sum else None
+        figures = (f"{bare_sum:.1f} | {ideal:.1f} | {wall / ideal:.2f} | {bare['patches']} | "
+                   f"{bare['validations']}") if bare and ideal else "- | - | - | - | -"
+        lines.append(f"| {row['model']} | {row['batch_size']} | {row['workers']} | {wall:.1f} | "
+                     f"{audio_s / wall:.2f} | {figures} |")
     return "\n".join(lines)
 
 
@@ -282,6 +304,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="default: one per core")
     parser.add_argument("--workdir", default=None, help="default: a temporary directory")
     parser.add_argument("--json", default=None, help="also write the figures here")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="transcribe --batch-size (faster-whisper's batched pipeline if > 1)")
+    parser.add_argument("--no-bare", action="store_true", help="the pipeline only")
+    parser.add_argument("--repo", default=None,
+                        help="the synpara checkout to measure (default: this one)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -301,10 +328,15 @@ def main() -> None:
     for model in args.models.split(","):
         output = workdir / f"run-{model}"
         print(f"# {model}: pipeline over {len(files)} files ...", file=sys.stderr)
-        pipeline = run_graph(files, output, model, args.device, args.workers)
-        print(f"# {model}: bare models ...", file=sys.stderr)
+        pipeline = run_graph(files, output, model, args.device, args.workers, args.batch_size)
+        print(f"# {model}: {pipeline['wall']:.1f} s; bare models ...", file=sys.stderr)
+        # The bare models get one worker's threads: sum / workers is then the ideal wall time of
+        # the same parallel layout with nothing but the models running.
+        bare_figures = None if args.no_bare else run_bare(output, model, args.device,
+                                                          max(1, cores // workers),
+                                                          args.batch_size)
         rows.append({"model": model, "workers": workers, "pipeline": pipeline,
-                     "bare": run_bare(output, model, args.device, cores)})
+                     "bare": bare_figures, "batch_size": args.batch_size})
     help_s = help_seconds()
     text = table(rows, audio_s, help_s, machine_line(args.device))
     print(text)
