@@ -74,29 +74,32 @@ def stage_options(model: str, device: str, batch_size: int = 1) -> list[dict[str
 
 
 def make_audio(folder: Path, minutes: float, file_minutes: float) -> list[Path]:
-    """``minutes`` of real speech as 16 kHz mono WAV files of about ``file_minutes`` each."""
+    """``minutes`` of real speech as 16 kHz mono WAV files of about ``file_minutes`` each.
+
+    The recordings (half a second apart) form one loop; file k is the next stretch of it, so files
+    differ from each other (ingest would skip a duplicate) even when the loop has to repeat.
+    """
     import numpy as np
     import soundfile
 
     from synpara.audio import SAMPLE_RATE, decode, resample, to_mono
 
     folder.mkdir(parents=True, exist_ok=True)
+    gap = np.zeros(SAMPLE_RATE // 2, np.float32)
     pieces = []
     for relative in SOURCES:
         decoded = decode(SHARED / relative)
-        pieces.append(resample(to_mono(decoded.samples), decoded.sample_rate, SAMPLE_RATE))
+        pieces += [resample(to_mono(decoded.samples), decoded.sample_rate, SAMPLE_RATE), gap]
+    loop = np.concatenate(pieces)
     total, per_file = int(minutes * 60 * SAMPLE_RATE), int(file_minutes * 60 * SAMPLE_RATE)
-    gap = np.zeros(SAMPLE_RATE // 2, np.float32)  # half a second between recordings
-    files, index, written = [], 0, 0
+    files, written, starts = [], 0, set()
     while written < total:
         size = min(per_file, total - written)
-        parts, have = [], 0
-        while have < size:
-            piece = pieces[index % len(pieces)]
-            index += 1
-            parts += [piece, gap]
-            have += len(piece) + len(gap)
-        samples = np.concatenate(parts)[:size]
+        start = written % len(loop)
+        while start in starts:  # the loop came round to a stretch already used: move on 1 s
+            start = (start + SAMPLE_RATE) % len(loop)
+        starts.add(start)
+        samples = np.take(loop, np.arange(start, start + size), mode="wrap")
         path = folder / f"speech{len(files):02d}.wav"
         soundfile.write(path, samples, SAMPLE_RATE, subtype="PCM_16")
         files.append(path)
