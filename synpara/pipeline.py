@@ -11,6 +11,12 @@ Format (``pipelines/demo.yaml``)::
     stages:
       - ingest: {}
       - diarize: {num_speakers: 2}
+      - transcribe: {model: base, resources: {num_gpus: 0.5}}   # per actor, on Ray
+
+``resources`` (``num_cpus``, ``num_gpus``, ``memory`` in bytes) is not a stage option: it says what
+each Ray actor of that stage reserves, so a cluster runs CPU and GPU stages side by side (default:
+the worker's share of the cores, no GPU). The local executor ignores it; it never enters the config
+hash (it changes where a stage runs, not what it computes).
 
 ``synpara run pipelines/demo.yaml --from diarize --to transcribe`` runs a slice; the stage before
 the slice must have finished in the same output directory.
@@ -34,6 +40,8 @@ log = logging.getLogger(__name__)
 
 _TOP_LEVEL_KEYS = {"name", "input", "output", "seed", "executor", "stages"}
 _EXECUTOR_KEYS = {"type", "workers", "max_failures"}
+#: What a stage entry's ``resources`` may reserve per Ray actor.
+RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory")
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,8 @@ class Step:
 
     index: int  # 1-based position in the pipeline
     stage: Stage
+    #: Per-actor reservation on Ray (``num_cpus``, ``num_gpus``, ``memory``); empty: the default.
+    resources: dict[str, float] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -113,11 +123,14 @@ def pipeline_from_dict(data: dict[str, Any], source: str = "<memory>") -> Pipeli
         ((name, params),) = entry.items()
         if params is not None and not isinstance(params, dict):
             raise SynparaError(f"stage {index} ({name}): options must be a mapping", source)
+        params = dict(params or {})
+        resources = parse_resources(params.pop("resources", None), f"stage {index} ({name})",
+                                    source)
         try:
-            stage = stage_class(name).from_params(params or {})
+            stage = stage_class(name).from_params(params)
         except SynparaError as error:
             raise SynparaError(f"stage {index}: {error}", source) from error
-        steps.append(Step(index=index, stage=stage))
+        steps.append(Step(index=index, stage=stage, resources=resources))
     executor = data.get("executor") or {}
     if not isinstance(executor, dict) or set(executor) - _EXECUTOR_KEYS:
         raise SynparaError(f"'executor' takes only {', '.join(sorted(_EXECUTOR_KEYS))}", source)
@@ -153,6 +166,31 @@ def pipeline_from_dict(data: dict[str, Any], source: str = "<memory>") -> Pipeli
     )
 
 
+def parse_resources(value: Any, where: str, source: str) -> dict[str, float]:
+    """A stage entry's ``resources`` mapping, checked: known keys, numbers >= 0."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SynparaError(f"{where}: resources must be a mapping like {{num_gpus: 0.5}}", source)
+    unknown = sorted(set(value) - set(RESOURCE_KEYS))
+    if unknown:
+        raise SynparaError(
+            f"{where}: unknown resource(s) {', '.join(map(str, unknown))}; known: "
+            f"{', '.join(RESOURCE_KEYS)}",
+            source,
+        )
+    resources = {}
+    for key, amount in value.items():
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not amount >= 0:
+            raise SynparaError(f"{where}: resources {key} must be a number >= 0, got {amount!r}",
+                               source)
+        resources[key] = float(amount)
+    if resources.get("num_cpus", 1.0) == 0 and resources.get("num_gpus", 0.0) == 0:
+        raise SynparaError(f"{where}: resources reserve nothing (num_cpus and num_gpus are 0)",
+                           source)
+    return resources
+
+
 def _step_index(pipeline: Pipeline, name: str | None, default: int) -> int:
     if name is None:
         return default
@@ -181,11 +219,9 @@ def run_pipeline(
     """Run the pipeline's stages in order (or a slice); returns one RunSummary per stage run.
 
     A stage that turns records into no cuts at all stops the run (a :class:`SynparaError`): the
-    later stages would run on nothing.
+    later stages would run on nothing. On the local executor, one set of worker processes serves
+    every stage.
     """
-    from synpara.executors.journal import SUCCESS_FILE
-    from synpara.executors.run import require_output, run_stage
-
     if output is not None:
         pipeline = Pipeline(**{**pipeline.__dict__, "output": Path(output)})
     first = _step_index(pipeline, from_stage, 0)
@@ -193,7 +229,46 @@ def run_pipeline(
     if first > last:
         raise SynparaError(f"--from {from_stage} comes after --to {to_stage}", pipeline.source)
     hashes = pipeline.upstream_hashes()
-    summaries = []
+    summaries: list[Any] = []
+    run_on = executor or pipeline.executor
+    pool = None
+    if run_on == "local":
+        from synpara.executors.local import WorkerPool
+        from synpara.executors.run import worker_counts
+
+        # One set of worker processes for every stage: each imports its libraries once per run.
+        pool = WorkerPool(worker_counts(workers or pipeline.workers, oversubscribe)[0])
+    try:
+        _run_steps(pipeline, first, last, hashes, summaries, pool, run_on, workers=workers,
+                   overwrite=overwrite, progress=progress, max_failures=max_failures,
+                   oversubscribe=oversubscribe, checksum_inputs=checksum_inputs,
+                   allow_unknown_labels=allow_unknown_labels)
+    finally:
+        if pool is not None:
+            pool.close()
+    return summaries
+
+
+def _run_steps(
+    pipeline: Pipeline,
+    first: int,
+    last: int,
+    hashes: list[str],
+    summaries: list[Any],
+    pool: Any,
+    executor: str,
+    *,
+    workers: int | None,
+    overwrite: bool,
+    progress: bool,
+    max_failures: float | None,
+    oversubscribe: bool,
+    checksum_inputs: bool,
+    allow_unknown_labels: bool,
+) -> None:
+    from synpara.executors.journal import SUCCESS_FILE
+    from synpara.executors.run import require_output, run_stage
+
     for position in range(first, last + 1):
         step = pipeline.steps[position]
         if position == 0:
@@ -220,12 +295,13 @@ def run_pipeline(
             overwrite=overwrite,
             upstream=upstream,
             progress=progress,
-            executor=executor or pipeline.executor,
+            executor=executor,
             max_failures=pipeline.max_failures if max_failures is None else max_failures,
             oversubscribe=oversubscribe,
             checksum_inputs=checksum_inputs,
             allow_unknown_labels=allow_unknown_labels,
+            resources=step.resources,
+            pool=pool,
         )
         summaries.append(summary)
         require_output(summary, where=f"stage {step.directory_name}")
-    return summaries

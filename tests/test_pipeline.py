@@ -69,3 +69,25 @@ def test_a_stage_that_rejects_everything_stops_the_pipeline(tmp_path, shared_dat
     assert errors == [result.stderr.strip().splitlines()[-1]]
     assert errors[0].startswith("synpara: error: stage 01-ingest: no cuts from 2 records (2x")
     assert "Traceback" not in result.stderr
+
+
+def test_stage_resources_are_checked_and_stay_out_of_the_config_hash():
+    from synpara.pipeline import pipeline_from_dict
+
+    def pipeline(resources):
+        entry = {"model": "tiny.en"} if resources is None else {"model": "tiny.en",
+                                                                 "resources": resources}
+        return pipeline_from_dict({"input": ["a.wav"], "stages": [{"ingest": {}},
+                                                                  {"transcribe": entry}]})
+
+    with_gpu = pipeline({"num_gpus": 0.5, "num_cpus": 1})
+    assert with_gpu.steps[1].resources == {"num_gpus": 0.5, "num_cpus": 1.0}
+    assert with_gpu.steps[0].resources == {}
+    assert with_gpu.upstream_hashes() == pipeline(None).upstream_hashes()
+    for bad, message in [({"gpus": 1}, "unknown resource.*gpus.*known: num_cpus"),
+                         ({"num_gpus": -1}, "resources num_gpus must be a number >= 0"),
+                         ({"num_cpus": "two"}, "resources num_cpus must be a number"),
+                         ({"num_cpus": 0}, "resources reserve nothing"),
+                         ([1], "resources must be a mapping")]:
+        with pytest.raises(SynparaError, match=f"stage 2 \\(transcribe\\): {message}"):
+            pipeline(bad)

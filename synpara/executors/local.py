@@ -1,70 +1,127 @@
 """The local runner: worker processes on this machine, each with its stage set up once.
 
 ``workers == 1`` runs in the calling process (no pickling; easy to debug; it sets that process's
-math-library threads as a worker's would be). Otherwise a spawn-context
-process pool gets a bounded window of records, so the input is streamed, never queued whole.
+math-library threads as a worker's would be). Otherwise a spawn-context process pool gets a bounded
+window of records, so the input is streamed, never queued whole.
+
+A :class:`WorkerPool` can outlive one stage: ``run_pipeline`` keeps one for all its stages, so each
+worker process starts and imports torch, lhotse and friends once per run instead of once per stage
+(seconds per stage on a small machine). A worker sets up the stage of the first record it gets and
+keeps it while records of that stage come; a record of the next stage drops it (and its models)
+before setting that one up, so a worker holds one stage's models at a time.
 """
 
 from __future__ import annotations
 
+import gc
+import pickle
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from synpara.errors import SynparaError
-from synpara.executors.worker import Job, record_line, setup_stage
+from synpara.executors.worker import Job, record_line, setup_stage, shippable
 from synpara.stage import Record
 
-# One job (with its set-up stage) per worker process, set by the pool initializer.
+#: In a worker process: the job whose stage is set up there, and its key.
 _WORKER: dict[str, Any] = {}
+#: Records in flight per worker: enough to keep each busy while the driver journals results.
+IN_FLIGHT_PER_WORKER = 4
 
 
-def _init_worker(job: Job) -> None:
-    setup_stage(job)
-    _WORKER["job"] = job
+def _job_key(job: Job) -> str:
+    return f"{job.config_hash} {job.output_dir} {job.threads}"
 
 
-def _worker_task(record: Record) -> str:
+def _worker_task(key: str, job_pickle: bytes, record: Record) -> str:
+    # The job comes with each record (pickled once by the driver: a configured, not set-up stage
+    # of a few kB), so one pool can serve stage after stage; it is unpickled and set up only when
+    # its key differs from the one held.
+    if _WORKER.get("key") != key:
+        _WORKER.clear()
+        gc.collect()  # free the previous stage's models before loading the next ones
+        job = pickle.loads(job_pickle)
+        setup_stage(job)
+        _WORKER.update(key=key, job=job)
     # Serialised in the worker: a JSON string pickles faster than a tree of lhotse objects.
     return record_line(_WORKER["job"], record)
 
 
+class WorkerPool:
+    """Spawn-context worker processes, started on first use and kept until :meth:`close`.
+
+    >>> with WorkerPool(2) as pool:                                     # doctest: +SKIP
+    ...     run_stage(Ingest(), inputs, "out/ingest", workers=2, pool=pool)
+    ...     run_stage(Detect(), "out/ingest/cuts.jsonl.gz", "out/detect", workers=2, pool=pool)
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    def executor(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            import multiprocessing
+
+            # spawn, not fork: a forked copy of a parent that touched torch/OpenMP can deadlock.
+            context = multiprocessing.get_context("spawn")
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def run_records(
-    job: Job, records: Iterator[tuple[int, Record]], on_done: Callable[[int, str], None]
+    job: Job,
+    records: Iterator[tuple[int, Record]],
+    on_done: Callable[[int, str], None],
+    pool: WorkerPool | None = None,
 ) -> None:
-    """Process ``records`` with ``job.workers`` processes; ``on_done`` runs in this process."""
+    """Process ``records`` with ``job.workers`` processes; ``on_done`` runs in this process.
+
+    ``pool``: worker processes to use (and leave running) instead of a pool of this stage's own.
+    """
     if job.workers == 1:
         setup_stage(job)
         for index, record in records:
             on_done(index, record_line(job, record))
         return
-
-    import multiprocessing
-
-    # spawn, not fork: a forked copy of a parent that touched torch/OpenMP can deadlock.
-    context = multiprocessing.get_context("spawn")
-    max_in_flight = job.workers * 4
+    own = pool is None
+    pool = pool or WorkerPool(job.workers)
+    max_in_flight = job.workers * IN_FLIGHT_PER_WORKER
     try:
-        with ProcessPoolExecutor(
-            job.workers, mp_context=context, initializer=_init_worker, initargs=(job,)
-        ) as pool:
-            in_flight: dict[Future[str], int] = {}
+        executor = pool.executor()
+        key, job_pickle = _job_key(job), pickle.dumps(shippable(job))
+        in_flight: dict[Future[str], int] = {}
 
-            def drain(block_until: int) -> None:
-                while len(in_flight) > block_until:
-                    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        on_done(in_flight.pop(future), future.result())
+        def drain(block_until: int) -> None:
+            while len(in_flight) > block_until:
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    on_done(in_flight.pop(future), future.result())
 
-            for index, record in records:
-                drain(max_in_flight - 1)
-                in_flight[pool.submit(_worker_task, record)] = index
-            drain(0)
+        for index, record in records:
+            drain(max_in_flight - 1)
+            in_flight[executor.submit(_worker_task, key, job_pickle, record)] = index
+        drain(0)
     except BrokenProcessPool as error:
+        pool.close()  # a broken pool takes no more work; the next stage starts a fresh one
         raise SynparaError(
             f"{job.stage.name}: a worker process died ({error}); likely out of memory, or a script "
             "that runs synpara without an `if __name__ == '__main__':` guard. Finished records "
             "are kept: run again to resume",
             job.output_dir,
         ) from error
+    finally:
+        if own:
+            pool.close()

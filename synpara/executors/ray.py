@@ -6,6 +6,10 @@ workers write audio (ingest/insert) under the stage's output directory, which mu
 storage every node sees. Records go to Ray in chunks so the driver never holds the whole input;
 each chunk starts its own actor pool (one model load per actor per chunk). Each actor call gets a
 batch of records (``map_batches``), so a stage that batches on a GPU can later take them at once.
+
+Each actor reserves ``job.resources`` (from the stage's ``resources`` in the pipeline YAML:
+``num_cpus``, ``num_gpus``, ``memory``), by default the worker's share of the cores. A reservation
+no node of the cluster can meet is refused before anything starts: Ray would wait for it forever.
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ import pickle
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from synpara.executors.worker import Job, available_cores, record_line, setup_stage
+from synpara.errors import SynparaError
+from synpara.executors.worker import (
+    Job,
+    available_cores,
+    record_line,
+    setup_stage,
+    shippable,
+)
 from synpara.stage import Record
 
 #: Records per Ray dataset. Large enough that actor start-up (model loading) is amortised.
@@ -50,6 +61,35 @@ def _ensure_ray() -> None:
         ray.init(num_cpus=available_cores(), include_dashboard=False, log_to_driver=False)
 
 
+def actor_resources(job: Job) -> dict[str, Any]:
+    """``map_batches`` keyword arguments reserving what one actor of ``job`` needs."""
+    wanted = {"num_cpus": float(job.threads), **job.resources}
+    return {key: (int(value) if key == "memory" else value) for key, value in wanted.items()
+            if value or key == "num_cpus"}
+
+
+def check_cluster(job: Job, reservation: dict[str, Any], nodes: list[dict[str, float]]) -> None:
+    """Refuse a per-actor reservation that no node (``nodes``: each node's total resources, Ray's
+    names) can meet."""
+    names = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
+    needed = {names[key]: float(value) for key, value in reservation.items() if value}
+    if any(all(node.get(name, 0.0) >= amount for name, amount in needed.items())
+           for node in nodes):
+        return
+    have = "; ".join(", ".join(f"{k} {node.get(k, 0):g}" for k in needed) for node in nodes)
+    raise SynparaError(
+        f"{job.stage.name}: each Ray actor needs "
+        f"{', '.join(f'{k} {v:g}' for k, v in needed.items())}, but no node has that "
+        f"({have or 'no nodes'}); change the stage's resources in the pipeline YAML"
+    )
+
+
+def _node_totals() -> list[dict[str, float]]:
+    import ray
+
+    return [dict(node.get("Resources", {})) for node in ray.nodes() if node.get("Alive")]
+
+
 def run_records(
     job: Job, records: Iterator[tuple[int, Record]], on_done: Callable[[int, str], None]
 ) -> None:
@@ -59,6 +99,8 @@ def run_records(
     _ensure_ray()
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the driver's tqdm bar already counts records
+    reservation = actor_resources(job)
+    check_cluster(job, reservation, _node_totals())
     while True:
         chunk = list(itertools.islice(records, CHUNK_RECORDS))
         if not chunk:
@@ -66,10 +108,10 @@ def run_records(
         rows = [{"index": index, "record": pickle.dumps(record)} for index, record in chunk]
         dataset = ray.data.from_items(rows).map_batches(
             _StageActor,
-            fn_constructor_args=(job,),
+            fn_constructor_args=(shippable(job),),
             batch_size=batch_size(len(chunk), job.workers),
             concurrency=job.workers,
-            num_cpus=job.threads,
+            **reservation,
         )
         for row in dataset.iter_rows():
             on_done(int(row["index"]), row["line"])

@@ -173,6 +173,8 @@ def run_stage(
     oversubscribe: bool = False,
     checksum_inputs: bool = False,
     allow_unknown_labels: bool = False,
+    resources: dict[str, float] | None = None,
+    pool: Any = None,
 ) -> RunSummary:
     """Run ``stage`` over ``input_path`` (a manifest; for ingest, audio inputs) into ``output_dir``.
 
@@ -182,7 +184,10 @@ def run_stage(
     ``max_failures``: records allowed to fail (``N``, or a fraction of the input below 1) before
     the stage ends in an error without ``_SUCCESS``. ``workers`` is capped at the cores unless
     ``oversubscribe``, and at the records to do. ``checksum_inputs``: audio inputs are keyed by
-    content, not only size and mtime.
+    content, not only size and mtime. ``resources``: what each Ray actor reserves (see
+    ``synpara.pipeline``); the local runner ignores it. ``pool``: a
+    :class:`synpara.executors.local.WorkerPool` the local runner uses (and leaves running) instead
+    of starting worker processes of its own.
     """
     from tqdm import tqdm
 
@@ -248,10 +253,12 @@ def run_stage(
             config_hash=config_hash,
             workers=max(1, len(head)),
             threads=threads,
+            resources=dict(resources or {}),
         )
         try:
             if head:
-                run(job, itertools.chain(head, pending), on_done)
+                extra = {"pool": pool} if pool is not None and executor == "local" else {}
+                run(job, itertools.chain(head, pending), on_done, **extra)
             else:
                 for _ in pending:  # nothing to process; still read the input to the end
                     pass

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,15 @@ class Job:
     config_hash: str
     workers: int
     threads: int = 1
+    #: Per-actor reservation on Ray (``num_cpus``, ``num_gpus``, ``memory``); the local runner
+    #: ignores it.
+    resources: dict[str, float] = field(default_factory=dict)
+
+
+def shippable(job: Job) -> Job:
+    """``job`` with a fresh copy of its stage, fit to send to other processes: the caller's stage
+    may have been set up already (models do not pickle); only its config travels."""
+    return replace(job, stage=type(job.stage)(job.stage.config))
 
 
 def limit_threads(threads: int) -> None:

@@ -31,6 +31,10 @@ class TransformersTagger:
         except (OSError, ValueError, KeyError) as error:
             raise SynparaError(f"cannot load a transformers audio classifier ({error})", path) \
                 from error
+        from synpara.models.files import torch_device
+
+        self.device = torch_device("auto")  # the GPU when there is one
+        self.model.to(self.device)
         id2label = self.model.config.id2label
         self.class_names = [str(id2label[i]) for i in range(len(id2label))]
         self.sample_rate = int(getattr(self.extractor, "sampling_rate", 16000))
@@ -40,8 +44,8 @@ class TransformersTagger:
 
         inputs = self.extractor(list(windows), sampling_rate=self.sample_rate, return_tensors="pt")
         with torch.inference_mode():
-            logits = self.model(**inputs).logits
-        return torch.sigmoid(logits).float().numpy()
+            logits = self.model(**inputs.to(self.device)).logits
+        return torch.sigmoid(logits).float().cpu().numpy()
 
 
 def load_transformers_tagger(path: str | Path) -> TransformersTagger:

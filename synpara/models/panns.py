@@ -108,7 +108,10 @@ class PannsTagger:
         if missing:
             raise SynparaError(f"PANNs checkpoint lacks {len(missing)} weights ({missing[0]} ...)",
                                path)
-        self.model.eval()
+        from synpara.models.files import torch_device
+
+        self.device = torch_device("auto")  # the GPU when there is one
+        self.model.to(self.device).eval()
         self.class_names = self._labels(checkpoint, path, classes)
         self.sample_rate = sample_rate
 
@@ -134,7 +137,8 @@ class PannsTagger:
         import torch
 
         with torch.inference_mode():
-            return self.model(torch.from_numpy(np.asarray(windows, dtype=np.float32))).numpy()
+            audio = torch.from_numpy(np.asarray(windows, dtype=np.float32)).to(self.device)
+            return self.model(audio).cpu().numpy()
 
 
 def load_panns_tagger(path: str | Path) -> PannsTagger:

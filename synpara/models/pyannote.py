@@ -66,32 +66,27 @@ def build_offline_diarization(
     min_cluster_size: int = CLUSTERING_31["min_cluster_size"],
     min_duration_off: float = 0.0,
     device: str = "auto",
+    single_speaker: bool = False,
 ) -> Any:
     """pyannote's own ``SpeakerDiarization`` built from local objects: no hub name is resolved.
 
     The constructor always loads a PLDA (used only by VBx clustering); it gets a placeholder that
-    fails loudly if anything ever uses it.
+    fails loudly if anything ever uses it. ``single_speaker``: a pipeline for recordings known to
+    hold one speaker, which never loads nor runs the speaker embedding (segmentation and speaker
+    counting only: every active local speaker is the one cluster; no centroids).
     """
     quiet_pyannote()
     import torch
-    from pyannote.audio.core.plda import PLDA
     from pyannote.audio.pipelines import SpeakerDiarization
 
-    class _NoPLDA(PLDA):
-        """Stands in for the PLDA that no offline package ships (agglomerative clustering
-        needs none)."""
-
-        def __init__(self) -> None:  # deliberately skips PLDA.__init__: there are no files to load
-            pass
-
-        def __call__(self, embeddings: Any) -> Any:
-            raise SynparaError("no PLDA is available offline: use agglomerative clustering")
-
+    if single_speaker:
+        return _single_speaker_pipeline(segmentation_step, segmentation_batch_size,
+                                        min_duration_off, device)
     pipeline = SpeakerDiarization(
         segmentation=load_segmentation_3(),
         segmentation_step=segmentation_step,
         embedding=load_campplus(),
-        plda=_NoPLDA(),
+        plda=_no_plda(),
         clustering="AgglomerativeClustering",
         segmentation_batch_size=segmentation_batch_size,
         embedding_batch_size=embedding_batch_size,
@@ -134,3 +129,55 @@ def load_user_diarization(checkpoint: str, token: str | None = None, device: str
         raise SynparaError(f"cannot load pyannote pipeline {checkpoint!r} (gated? pass a token)")
     return pipeline.to(torch.device(torch_device(device)))
 
+
+
+def _no_plda() -> Any:
+    """Stands in for the PLDA that no offline package ships (agglomerative clustering needs none);
+    fails loudly if anything ever uses it."""
+    from pyannote.audio.core.plda import PLDA
+
+    class _NoPLDA(PLDA):
+        def __init__(self) -> None:  # deliberately skips PLDA.__init__: there are no files to load
+            pass
+
+        def __call__(self, embeddings: Any) -> Any:
+            raise SynparaError("no PLDA is available offline: use agglomerative clustering")
+
+    return _NoPLDA()
+
+
+def _single_speaker_pipeline(segmentation_step: float, segmentation_batch_size: int,
+                             min_duration_off: float, device: str) -> Any:
+    """``SpeakerDiarization`` with oracle clustering (which loads no embedding model) replaced by a
+    one-cluster rule, and the embedding step skipped: what pyannote does with ``num_speakers=1``
+    once clustering has put every active local speaker in cluster 0, minus the embeddings."""
+    import numpy as np
+    import torch
+    from pyannote.audio.pipelines import SpeakerDiarization
+    from pyannote.pipeline import Pipeline
+
+    class _OneCluster(Pipeline):
+        expects_num_clusters = True
+
+        def __call__(self, embeddings: Any = None, segmentations: Any = None, **_: Any) -> Any:
+            chunks, _, speakers = segmentations.data.shape
+            return np.zeros((chunks, speakers), dtype=np.int8), None, None
+
+    class _NoEmbedding:
+        dimension = 192  # CAM++'s, for pyannote's empty output when no one speaks
+
+    class _SegmentationOnly(SpeakerDiarization):
+        def get_embeddings(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    pipeline = _SegmentationOnly(
+        segmentation=load_segmentation_3(),
+        segmentation_step=segmentation_step,
+        clustering="OracleClustering",
+        plda=_no_plda(),
+        segmentation_batch_size=segmentation_batch_size,
+    )
+    pipeline.clustering = _OneCluster()
+    pipeline._embedding = _NoEmbedding()
+    pipeline.instantiate({"segmentation": {"min_duration_off": min_duration_off}})
+    return pipeline.to(torch.device(torch_device(device)))

@@ -58,6 +58,19 @@ def yamnet_log_mel(samples: Any) -> Any:
     return np.log(magnitude @ _yamnet_mel_matrix() + 0.001).astype(np.float32)
 
 
+def onnx_providers() -> list[str]:
+    """onnxruntime's CUDA provider first when the installed build has it and a GPU is present
+    (``onnxruntime-gpu``), else the CPU."""
+    import onnxruntime
+
+    from synpara.models.files import torch_device
+
+    if ("CUDAExecutionProvider" in onnxruntime.get_available_providers()
+            and torch_device("auto") == "cuda"):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
 class YamnetTagger:
     """YAMNet (AudioSet, 521 classes) as a float ONNX graph on onnxruntime.
 
@@ -74,7 +87,7 @@ class YamnetTagger:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         self.session = onnxruntime.InferenceSession(
-            str(model_path), options, providers=["CPUExecutionProvider"]
+            str(model_path), options, providers=onnx_providers()
         )
         self.input_name = self.session.get_inputs()[0].name
         self.class_names = class_names

@@ -116,7 +116,9 @@ class DiarizeConfig(StageConfig):
     """
 
     num_speakers: int | None = field(
-        default=None, metadata={"help": "exact number of speakers, when known"}
+        default=None,
+        metadata={"help": "exact number of speakers, when known (1: the speaker embedding is "
+                  "neither loaded nor run; no centroid)"},
     )
     min_speakers: int | None = field(default=None, metadata={"help": "at least this many speakers"})
     max_speakers: int | None = field(default=None, metadata={"help": "at most this many speakers"})
@@ -225,6 +227,7 @@ class Diarize(Stage[DiarizeConfig]):
                 min_cluster_size=config.min_cluster_size,
                 min_duration_off=config.min_duration_off,
                 device=config.device,
+                single_speaker=config.num_speakers == 1,
             )
 
     @property

@@ -14,7 +14,7 @@ import torch
 
 from synpara.audio import SAMPLE_RATE, decode, resample, to_mono
 from synpara.errors import SynparaError
-from synpara.manifest import WORD, iter_cuts, iter_json_lines, write_cuts
+from synpara.manifest import WORD, iter_cuts, iter_json_lines, round_time, write_cuts
 from synpara.models import load_user_diarization
 from synpara.stage import RecordContext, Reject
 from synpara.stages.diarize import Diarize, DiarizeConfig, diarize_samples
@@ -249,3 +249,27 @@ def test_cli_diarize_then_transcribe(shared_data, tmp_path):
     assert 0 <= starts[0] and starts[-1] <= cut.duration
     assert [h["stage"] for h in cut.custom["synpara"]["history"]] == ["diarize", "transcribe"]
     assert "diarize" in cut.custom["synpara"] and "transcribe" in cut.custom["synpara"]
+
+
+def test_one_speaker_skips_the_embedding_and_keeps_the_turns(stage, shared_data, tmp_path):
+    """``num_speakers=1`` neither loads nor runs CAM++, and finds the turns pyannote finds when
+    clustering into one speaker after embedding every chunk."""
+    from synpara.models.campplus import CamPlusPlusEmbedding
+
+    single = Diarize(DiarizeConfig(num_speakers=1, threads=2))
+    single.setup()
+    held = [*vars(single.pipeline).values(), *single.pipeline._models.values()]
+    assert not any(isinstance(value, CamPlusPlusEmbedding) for value in held)
+    cut = cut_for_file(shared_data / SAMPLE / "sample.wav")
+    result = single.process(cut, _context(tmp_path, cut))
+    full = diarize_samples(stage.pipeline, to_mono(decode(cut.recording.sources[0].source).samples),
+                           label_prefix=f"{cut.recording_id}-S", num_speakers=1)
+    turns = [(s.start, s.duration, s.speaker) for s in result.supervisions]
+    clipped = [(max(0.0, t.start), min(cut.duration, t.end), t.speaker) for t in full.turns]
+    assert turns == [(round_time(a), round_time(b - a), who) for a, b, who in clipped if b > a]
+    assert {s.speaker for s in result.supervisions} == {"sample-S0"}
+    (speaker,) = result.custom["synpara"]["diarize"]["speakers"].values()
+    assert speaker["centroid"] is None and speaker["speech_seconds"] > 20
+    silent = tmp_path / "silent.wav"
+    soundfile.write(silent, np.zeros(SAMPLE_RATE * 3, np.float32), SAMPLE_RATE)
+    assert isinstance(single.process(cut_for_file(silent), _context(tmp_path, cut)), Reject)

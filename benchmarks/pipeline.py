@@ -1,0 +1,352 @@
+"""The mining graph as a user runs it, against the bare time of its models on the same audio.
+
+Builds ``--minutes`` of real speech from ``../shared/data/speech`` (concatenated into files of about
+``--file-minutes`` each, so several workers have work), then per Whisper model:
+
+1. **pipeline**: ``synpara.pipeline.run_pipeline`` over ingest -> diarize -> transcribe ->
+   detect -> refine (the stage options of ``pipelines/demo.yaml``), timed as a whole (wall,
+   real-time factor = audio seconds / wall seconds, higher is faster) and per stage (the
+   executor's seconds, model loads in the workers included);
+2. **bare**: in a fresh child process with one worker's threads (cores / workers), each stage's
+   models called directly on the same audio, no executor, no manifest: the pyannote pipeline on
+   each file's waveform; faster-whisper ``transcribe`` with word timestamps and VAD; YAMNet on
+   exactly the patches detect scored (recorded by running the stage once) plus Silero VAD; Silero
+   VAD plus the Whisper calls refine made to validate splits (recorded the same way). Model load
+   times are listed apart.
+
+**overhead** = pipeline wall / ideal, where ideal = sum of bare model times / workers (the models
+alone, spread perfectly over the same workers; 1.0: the executor, manifests, model loads and the
+stages' own signal processing cost nothing; the issue's aim is <= 1.10). Also times
+``synpara --help``.
+
+    python benchmarks/pipeline.py                                  # 10 min, base and tiny.en
+    python benchmarks/pipeline.py --minutes 2 --models tiny.en     # quick look
+    python benchmarks/pipeline.py --device cuda --workers 1        # on a GPU machine
+
+Prints a table (and ``--json FILE``); asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if "--repo" in sys.argv:  # measure another checkout's synpara (e.g. main, for before/after)
+    REPO = Path(sys.argv[sys.argv.index("--repo") + 1]).resolve()
+sys.path.insert(0, str(REPO))
+SHARED = Path(os.environ.get("SYNPARA_SHARED_DATA", REPO.parent / "shared" / "data"))
+#: Real recordings, longest first; concatenated (and repeated when needed) into the test files.
+SOURCES = [
+    "speech/silero_vad/aepyx.wav",
+    "speech/silero_vad/test.wav",
+    "speech/pyannote_sample/sample.wav",
+    "speech/mfa/wav/acoustic_corpus.wav",
+    "speech/mfa/wav/cold_corpus.wav",
+    "speech/mfa/wav/cold_corpus3.wav",
+    "speech/pocketsphinx/misc/chan3.wav",
+    "speech/jfk/jfk.wav",
+]
+STAGE_NAMES = ("ingest", "diarize", "transcribe", "detect", "refine")
+
+
+def stage_options(model: str, device: str, batch_size: int = 1) -> list[dict[str, Any]]:
+    """The demo's stages (pipelines/demo.yaml) with the given Whisper model and device."""
+    transcribe = {"model": model, "verbatim": True, "device": device}
+    if batch_size > 1:
+        transcribe["batch_size"] = batch_size
+    return [
+        {"ingest": {}},
+        {"diarize": {"device": device}},
+        {"transcribe": transcribe},
+        {"detect": {}},
+        {"refine": {"min_utterance": 2.0, "max_utterance": 30.0, "validate_splits": True,
+                    "max_overlap": 0.5, "asr_model": model}},
+    ]
+
+
+def make_audio(folder: Path, minutes: float, file_minutes: float) -> list[Path]:
+    """``minutes`` of real speech as 16 kHz mono WAV files of about ``file_minutes`` each.
+
+    The recordings (half a second apart) form one loop; file k is the next stretch of it, so files
+    differ from each other (ingest would skip a duplicate) even when the loop has to repeat.
+    """
+    import numpy as np
+    import soundfile
+
+    from synpara.audio import SAMPLE_RATE, decode, resample, to_mono
+
+    folder.mkdir(parents=True, exist_ok=True)
+    gap = np.zeros(SAMPLE_RATE // 2, np.float32)
+    pieces = []
+    for relative in SOURCES:
+        decoded = decode(SHARED / relative)
+        pieces += [resample(to_mono(decoded.samples), decoded.sample_rate, SAMPLE_RATE), gap]
+    loop = np.concatenate(pieces)
+    total, per_file = int(minutes * 60 * SAMPLE_RATE), int(file_minutes * 60 * SAMPLE_RATE)
+    files, written, starts = [], 0, set()
+    while written < total:
+        size = min(per_file, total - written)
+        start = written % len(loop)
+        while start in starts:  # the loop came round to a stretch already used: move on 1 s
+            start = (start + SAMPLE_RATE) % len(loop)
+        starts.add(start)
+        samples = np.take(loop, np.arange(start, start + size), mode="wrap")
+        path = folder / f"speech{len(files):02d}.wav"
+        soundfile.write(path, samples, SAMPLE_RATE, subtype="PCM_16")
+        files.append(path)
+        written += size
+    return files
+
+
+def help_seconds(repeat: int = 3) -> float:
+    """Best of ``repeat`` wall times of ``python -m synpara --help`` in a fresh interpreter."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "synpara", "--help"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def run_graph(files: list[Path], output: Path, model: str, device: str, workers: int | None,
+              batch_size: int = 1) -> dict[str, Any]:
+    """The pipeline as ``synpara run`` runs it; wall seconds and each stage's seconds."""
+    from synpara.pipeline import pipeline_from_dict, run_pipeline
+
+    pipeline = pipeline_from_dict({
+        "name": f"bench-{model}", "input": [str(f) for f in files], "output": str(output),
+        "seed": 0, "executor": {"type": "local", "workers": workers},
+        "stages": stage_options(model, device, batch_size),
+    })
+    started = time.perf_counter()
+    summaries = run_pipeline(pipeline, overwrite=True, progress=False)
+    wall = time.perf_counter() - started
+    return {"wall": wall, "stages": {s.stage: s.seconds for s in summaries},
+            "cuts": {s.stage: s.cuts for s in summaries}}
+
+
+# --------------------------------------------------------------------------- bare (child process)
+
+
+class _WhisperRecorder:
+    """Stands in for a WhisperModel inside a stage: records each call's audio and options."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.calls = model, []
+
+    def transcribe(self, audio: Any, **kwargs: Any) -> Any:
+        self.calls.append((audio.copy(), kwargs))
+        return self.model.transcribe(audio, **kwargs)
+
+
+def _timed(function: Any, *args: Any, **kwargs: Any) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return time.perf_counter() - started, result
+
+
+def _decode_all(model: Any, audio: Any, kwargs: dict[str, Any]) -> int:
+    segments, _ = model.transcribe(audio, **kwargs)
+    return sum(len(segment.words or []) for segment in segments)
+
+
+def bare(spec: dict[str, Any]) -> dict[str, Any]:
+    """Each stage's models called directly on the pipeline's audio (runs in a child process)."""
+    import numpy as np
+    import torch
+
+    from synpara.asr import VERBATIM_PROMPT
+    from synpara.audio import load_cut_audio, silero_speech_probs
+    from synpara.detectors.rules import active
+    from synpara.manifest import iter_cuts
+    from synpara.models.files import torch_device
+    from synpara.models.pyannote import build_offline_diarization
+    from synpara.models.vad import load_silero_vad
+    from synpara.models.whisper import load_whisper
+    from synpara.stage import RecordContext
+    from synpara.stages.detect import Detect, DetectConfig
+    from synpara.stages.diarize import diarize_samples
+    from synpara.stages.refine import Refine, RefineConfig
+
+    threads, device = spec["threads"], spec["device"]
+    torch.set_num_threads(threads)
+    out = Path(spec["output"])
+    cuts = {name: list(iter_cuts(out / f"{i:02d}-{name}" / "cuts.jsonl.gz"))
+            for i, name in enumerate(STAGE_NAMES, start=1)}
+    audio = [load_cut_audio(cut) for cut in cuts["ingest"]]
+    load: dict[str, float] = {}
+    model_s: dict[str, float] = {}
+
+    load["pyannote"], diarization = _timed(build_offline_diarization, device=device)
+    model_s["diarize"] = sum(_timed(diarize_samples, diarization, samples)[0] for samples in audio)
+    del diarization
+
+    load["whisper"], whisper = _timed(load_whisper, spec["model"], device, "auto", threads)
+    kwargs = dict(beam_size=5, word_timestamps=True, vad_filter=True,
+                  initial_prompt=VERBATIM_PROMPT, condition_on_previous_text=False)
+    decoder = whisper
+    if spec["batch_size"] > 1:  # as transcribe --batch-size runs it
+        from faster_whisper import BatchedInferencePipeline
+
+        decoder = BatchedInferencePipeline(whisper)
+        kwargs.pop("condition_on_previous_text")
+        kwargs["batch_size"] = spec["batch_size"]
+    model_s["transcribe"] = sum(_timed(_decode_all, decoder, samples, kwargs)[0]
+                                for samples in audio)
+
+    # detect: record the windows the stage scores, then time YAMNet on them and Silero VAD
+    load["yamnet"], detect = _timed(lambda: Detect(DetectConfig()))
+    seconds, _ = _timed(detect.setup, threads)
+    load["yamnet"] += seconds
+    windows: list[Any] = []
+    model = detect.detector.predict
+
+    def recording_predict(batch: Any) -> Any:
+        windows.append(batch)
+        return model(batch)
+
+    detect.detector.predict = recording_predict  # type: ignore[method-assign]
+    context = RecordContext(record_id="bench", seed=0, output_dir=Path(tempfile.gettempdir()))
+    for cut in cuts["transcribe"]:
+        detect.process(cut, context)
+    load["silero"], vad = _timed(load_silero_vad)
+    yamnet = sum(_timed(model, batch)[0] for batch in windows)
+    energy = np.zeros(1, np.float32)
+    silero = sum(_timed(active, samples, energy, len(samples) / 16000, vad)[0]
+                 for samples in audio)
+    model_s["detect"] = yamnet + silero
+    patches = sum(len(batch) for batch in windows)
+    del detect
+
+    # refine: Silero speech probabilities over each cut, plus the Whisper calls split validation
+    # made (recorded by running the stage)
+    refine = Refine(RefineConfig(min_utterance=2.0, max_utterance=30.0, validate_splits=True,
+                                 max_overlap=0.5, asr_model=spec["model"]))
+    refine.setup(threads)
+    recorder = _WhisperRecorder(whisper)
+    refine.whisper = recorder
+    for cut in cuts["detect"]:
+        refine.process(cut, context)
+    silero = sum(_timed(silero_speech_probs, vad, samples)[0] for samples in audio)
+    validation = sum(_timed(_decode_all, whisper, a, k)[0] for a, k in recorder.calls)
+    model_s["refine"] = silero + validation
+    return {
+        "load": load, "model": model_s, "patches": patches, "validations": len(recorder.calls),
+        "device": torch_device(device),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_bare(output: Path, model: str, device: str, threads: int, batch_size: int
+             ) -> dict[str, Any]:
+    spec = {"output": str(output), "model": model, "device": device, "threads": threads,
+            "batch_size": batch_size}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, __file__, "--repo", str(REPO), "--child", json.dumps(spec)]
+    result = subprocess.run(command, env=env,
+                            check=True, stdout=subprocess.PIPE, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- table
+
+
+def table(rows: list[dict[str, Any]], audio_s: float, help_s: float, machine: str) -> str:
+    lines = [f"{machine}; {audio_s / 60:.1f} min of real speech; `synpara --help` {help_s:.2f} s",
+             "",
+             "| model | stage | pipeline s | bare model s | load s (bare) |",
+             "|---|---|---:|---:|---:|"]
+    loads = {"diarize": ["pyannote"], "transcribe": ["whisper"], "detect": ["yamnet", "silero"],
+             "refine": []}
+    for row in rows:
+        bare = row["bare"] or {"model": {}, "load": {}}
+        for stage in STAGE_NAMES:
+            model_s = bare["model"].get(stage)
+            load = sum(bare["load"].get(k, 0.0) for k in loads.get(stage, []))
+            lines.append(f"| {row['model']} | {stage} | {row['pipeline']['stages'][stage]:.1f} | "
+                         f"{'-' if model_s is None else f'{model_s:.1f}'} | "
+                         f"{f'{load:.1f}' if load else '-'} |")
+    lines += ["", "| model | batch | workers | wall s | x real time | sum bare s | ideal s "
+              "(sum / workers) | overhead (wall / ideal) | YAMNet patches | split validations |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        wall, bare = row["pipeline"]["wall"], row["bare"]
+        bare_sum = sum(bare["model"].values()) if bare else None
+        ideal = bare_sum / row["workers"] if bare_sum else None
+        figures = (f"{bare_sum:.1f} | {ideal:.1f} | {wall / ideal:.2f} | {bare['patches']} | "
+                   f"{bare['validations']}") if bare and ideal else "- | - | - | - | -"
+        lines.append(f"| {row['model']} | {row['batch_size']} | {row['workers']} | {wall:.1f} | "
+                     f"{audio_s / wall:.2f} | {figures} |")
+    return "\n".join(lines)
+
+
+def machine_line(device: str) -> str:
+    load = os.getloadavg()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (f"{cores} cores, device {device}, load average {load[0]:.2f} {load[1]:.2f} "
+            f"{load[2]:.2f} at the end")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="minutes of speech in all")
+    parser.add_argument("--file-minutes", type=float, default=2.5, help="minutes per input file")
+    parser.add_argument("--models", default="base,tiny.en", help="Whisper models, comma-separated")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    parser.add_argument("--workers", type=int, default=None, help="default: one per core")
+    parser.add_argument("--workdir", default=None, help="default: a temporary directory")
+    parser.add_argument("--json", default=None, help="also write the figures here")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="transcribe --batch-size (faster-whisper's batched pipeline if > 1)")
+    parser.add_argument("--no-bare", action="store_true", help="the pipeline only")
+    parser.add_argument("--repo", default=None,
+                        help="the synpara checkout to measure (default: this one)")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(bare(json.loads(args.child))))
+        return
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    from synpara.executors.run import worker_counts
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="synpara-bench-"))
+    files = make_audio(workdir / "audio", args.minutes, args.file_minutes)
+    audio_s = args.minutes * 60
+    cores = len(os.sched_getaffinity(0))
+    workers, _ = worker_counts(args.workers)
+    rows = []
+    for model in args.models.split(","):
+        output = workdir / f"run-{model}"
+        print(f"# {model}: pipeline over {len(files)} files ...", file=sys.stderr)
+        pipeline = run_graph(files, output, model, args.device, args.workers, args.batch_size)
+        print(f"# {model}: {pipeline['wall']:.1f} s; bare models ...", file=sys.stderr)
+        # The bare models get one worker's threads: sum / workers is then the ideal wall time of
+        # the same parallel layout with nothing but the models running.
+        bare_figures = None if args.no_bare else run_bare(output, model, args.device,
+                                                          max(1, cores // workers),
+                                                          args.batch_size)
+        rows.append({"model": model, "workers": workers, "pipeline": pipeline,
+                     "bare": bare_figures, "batch_size": args.batch_size})
+    help_s = help_seconds()
+    text = table(rows, audio_s, help_s, machine_line(args.device))
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"audio_s": audio_s, "help_s": help_s,
+                                               "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
