@@ -103,14 +103,18 @@ class RunSummary:
 
 
 def _reasons_text(reasons: dict[str, int]) -> str:
+    """``3x utterance 3.1-4.0 s: too short (0.9 s < 2.0 s)``: how many reasons of one kind, shown
+    by the first of them."""
     return "; ".join(f"{count}x {reason}" for reason, count in reasons.items())
 
 
-def _reason_kind(reason: str, source: str, record_id: str) -> str:
-    """A reason without what is particular to the record (its path, id and figures), so equal
-    causes count together: ``utterance #-# s: too short (# s < # s)``."""
-    kind = reason.replace(source, "").replace(record_id, "").lstrip(":, ").strip()
-    return _FIGURES.sub("#", kind or reason)[:80]
+def _reason_kind(reason: str, source: str, record_id: str) -> tuple[str, str]:
+    """``(kind, example)``: the reason without what is particular to the record (its path and
+    id), and that with its figures masked so equal causes count together
+    (``utterance #-# s: too short (# s < # s)``)."""
+    example = (reason.replace(source, "").replace(record_id, "").lstrip(":, ").strip()
+               or reason)[:80]
+    return _FIGURES.sub("#", example), example
 
 
 def runner(name: str) -> Runner:
@@ -332,6 +336,7 @@ def _write_outputs(
     stage: Stage, output_dir: Path, done_log: DoneLog, ids: list[str], summary: RunSummary
 ) -> None:
     reasons: Counter[str] = Counter()
+    examples: dict[str, str] = {}  # kind -> its first reason, shown in the summary
 
     def cut_lines() -> Iterator[str]:
         for entry in done_log.entries(ids):
@@ -344,7 +349,9 @@ def _write_outputs(
             for reject in entry["rejects"]:
                 summary.rejected += 1
                 reason = first_line(reject["reason"])
-                reasons[_reason_kind(reason, entry["source"], reject["id"])] += 1
+                kind, example = _reason_kind(reason, entry["source"], reject["id"])
+                reasons[kind] += 1
+                examples.setdefault(kind, example)
                 yield dumps(
                     {
                         "id": reject["id"],
@@ -356,7 +363,7 @@ def _write_outputs(
 
     write_json_lines_atomic(output_dir / REJECTS_NAME, reject_lines())
     write_json_lines_atomic(output_dir / MANIFEST_NAME, cut_lines())
-    summary.reject_reasons = dict(reasons.most_common(TOP_REASONS))
+    summary.reject_reasons = {examples[k]: n for k, n in reasons.most_common(TOP_REASONS)}
 
 
 def _run_finalise(stage: Stage, output_dir: Path, seed: int, summary: RunSummary) -> None:
