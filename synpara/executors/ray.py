@@ -3,9 +3,10 @@
 ``ray.init()`` joins the cluster named by ``RAY_ADDRESS`` or starts a local one. The driver keeps
 the done log, resumption and final manifest as with the local runner, so output is identical;
 workers write audio (ingest, tts, insert, export) under the stage's output directory, which must
-therefore be on storage every node sees. Records go to Ray in chunks so the driver never holds the whole input;
-each chunk starts its own actor pool (one model load per actor per chunk). Each actor call gets a
-batch of records (``map_batches``), so a stage that batches on a GPU can later take them at once.
+therefore be on storage every node sees. Records go to Ray in chunks so the driver never holds the
+whole input; each chunk starts its own actor pool (one model load per actor per chunk). Each actor
+call gets a batch of records (``map_batches``), so a stage that batches on a GPU can later take
+them at once.
 
 Each actor reserves ``job.resources`` (from the stage's ``resources`` in the pipeline YAML:
 ``num_cpus``, ``num_gpus``, ``memory``), by default the worker's share of the cores. A reservation
