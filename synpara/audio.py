@@ -223,6 +223,23 @@ def write_flac_atomic(
         raise
 
 
+def read_span(path: str | Path, start_sample: int, count: int) -> tuple[np.ndarray, int]:
+    """Mono float32 samples ``[start_sample, start_sample + count)`` of a file at its own rate,
+    and that rate: only the span is read where libsndfile can seek (wav, flac, ogg), so cutting
+    many utterances or events out of a long recording does not decode it once per piece."""
+    import soundfile
+
+    try:
+        data, rate = soundfile.read(
+            str(path), start=start_sample, stop=start_sample + count, dtype="float32",
+            always_2d=True,
+        )
+        return to_mono(data.T), int(rate)
+    except soundfile.LibsndfileError:
+        decoded = decode(path)  # formats libsndfile cannot seek in (m4a ...): decode whole
+        return to_mono(decoded.samples)[start_sample : start_sample + count], decoded.sample_rate
+
+
 def load_cut_audio(cut: Cut, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """The cut's samples as float32 mono at ``sample_rate`` (what every model stage works on).
 

@@ -159,7 +159,7 @@ class Bank(Stage[BankConfig]):
     # ---- per clip --------------------------------------------------------------------------
 
     def process(self, clip: ClipFile | MinedEvent, context: RecordContext) -> Any:
-        from synpara.audio import active_span, decode, to_mono
+        from synpara.audio import active_span, decode, read_span, to_mono
 
         config = self.config
         if isinstance(clip, ClipFile):
@@ -169,10 +169,14 @@ class Bank(Stage[BankConfig]):
             licence = licence_for(clip.path, config.licences)
             score = None
         else:
-            decoded = decode(clip.audio)
-            rate = decoded.sample_rate
+            import soundfile
+
+            try:
+                rate = int(soundfile.info(clip.audio).samplerate)
+            except soundfile.LibsndfileError:  # not seekable by libsndfile: decode it to learn
+                rate = decode(clip.audio).sample_rate
             lo, hi = int(round(clip.start * rate)), int(round(clip.end * rate))
-            samples = to_mono(decoded.samples)[lo:hi]
+            samples, rate = read_span(clip.audio, lo, hi - lo)  # the event, not the recording
             label, source, score = clip.label, clip.source, clip.score
             sha = hashlib.sha256(samples.tobytes()).hexdigest()
             licence = licence_for(Path(clip.audio), config.licences)

@@ -207,22 +207,13 @@ def _samples_covering(seconds: float, rate: int) -> int:
 
 def _read_span(path: str, rate: int, start: float, duration: float) -> np.ndarray:
     """Mono float32 samples of ``[start, start + duration)`` seconds of a file at its own rate."""
-    import soundfile
+    from synpara.audio import read_span
 
-    from synpara.audio import decode, to_mono
-
-    first = int(round(start * rate))
-    count = _samples_covering(duration, rate)
-    try:
-        data, file_rate = soundfile.read(
-            path, start=first, stop=first + count, dtype="float32", always_2d=True
-        )
-        if file_rate != rate:
-            raise SynparaError(f"sample rate is {file_rate} Hz, the manifest says {rate} Hz", path)
-        return to_mono(data.T)
-    except soundfile.LibsndfileError:
-        decoded = decode(path)  # formats libsndfile cannot seek in (m4a ...): decode whole
-        return to_mono(decoded.samples)[first : first + count]
+    first, count = int(round(start * rate)), _samples_covering(duration, rate)
+    samples, file_rate = read_span(path, first, count)
+    if file_rate != rate:
+        raise SynparaError(f"sample rate is {file_rate} Hz, the manifest says {rate} Hz", path)
+    return samples
 
 
 def _rebased(cut: Cut, supervisions: list[Any], path: Path, rate: int, num_samples: int) -> Cut:
