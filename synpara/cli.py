@@ -255,13 +255,57 @@ def _stage_command(name: str) -> click.Command:
         callback=callback,
         params=params,
         help=f"{doc}\n\nExample:\n\n    {example}",
-        short_help=doc.splitlines()[0] if doc else name,
+        short_help=_stage_summary(doc, name),
     )
+
+
+def _docstring(target: str) -> str:
+    """The docstring of ``module:Name`` (a class or function), read from the module's source
+    without importing it: a stage module imports numpy and friends, and ``synpara --help`` would
+    pay for all ten (~0.1 s) just to print one line each."""
+    import ast
+    import importlib.util
+
+    module_name, name = target.split(":")
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or spec.origin is None:
+        return ""
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == name:
+            return ast.get_docstring(node) or ""
+    return ""
+
+
+def _stage_summary(doc: str, name: str) -> str:
+    """A stage's one line: the first line of its docstring's first paragraph."""
+    lines = doc.strip().split("\n\n")[0].splitlines()
+    return lines[0] if lines else name
 
 
 class _StageGroup(click.Group):
     """Adds one command per registered stage and per entry of :data:`COMMANDS`, each imported only
-    when that command is used."""
+    when that command is used (``synpara --help`` reads their docstrings from source)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from synpara.stages import STAGES
+
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)  # as click's own
+        rows = []
+        for name in names:
+            if name in STAGES:
+                rows.append((name, _stage_summary(_docstring(STAGES[name]), name)))
+            elif name in COMMANDS:
+                doc = _docstring(f"{COMMANDS[name]}:command")
+                rows.append((name, click.utils.make_default_short_help(doc, limit)))
+            else:
+                command = self.get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         from synpara.stages import STAGES

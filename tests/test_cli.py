@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
 import time
 
+import click
 import pytest
 
 from synpara.executors.journal import OutputLock
@@ -53,13 +55,27 @@ def test_help_is_fast_and_lists_stages():
             "import sys; from click.testing import CliRunner; "
             "from synpara.cli import cli; CliRunner().invoke(cli, ['--help']); "
             "print(sorted(m for m in ('torch', 'lhotse', 'faster_whisper', 'onnxruntime', "
-            "'pyannote.audio', 'transformers') if m in sys.modules))",
+            "'pyannote.audio', 'transformers', 'numpy') if m in sys.modules))",
         ],
         capture_output=True,
         text=True,
         check=True,
     )
     assert probe.stdout.strip() == "[]"
+
+
+def test_help_lines_read_from_source_match_the_commands():
+    # --help reads each command's docstring from source; it must say what the command says.
+    from synpara.cli import COMMANDS, _docstring, _stage_command, _stage_summary
+    from synpara.stages import STAGES
+
+    for name, target in STAGES.items():
+        assert _stage_summary(_docstring(target), name) == _stage_command(name).short_help
+    for module in COMMANDS.values():
+        command = importlib.import_module(module).command
+        for limit in (45, 200):
+            assert (click.utils.make_default_short_help(_docstring(f"{module}:command"), limit)
+                    == command.get_short_help_str(limit))
 
 
 def test_malformed_manifest_line_is_one_line_error(tmp_path):
