@@ -292,13 +292,14 @@ class _StageGroup(click.Group):
 
         names = self.list_commands(ctx)
         limit = formatter.width - 6 - max(len(name) for name in names)  # as click's own
-        rows = []
+        rows: list[tuple[str, str]] = []
         for name in names:
             if name in STAGES:
                 rows.append((name, _stage_summary(_docstring(STAGES[name]), name)))
             elif name in COMMANDS:
                 doc = _docstring(f"{COMMANDS[name]}:command")
-                rows.append((name, click.utils.make_default_short_help(doc, limit)))
+                # click's own shortening, on the docstring the command's help is made of
+                rows.append((name, click.Command(name, help=doc).get_short_help_str(limit)))
             else:
                 command = self.get_command(ctx, name)
                 if command is not None and not command.hidden:
