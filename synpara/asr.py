@@ -56,6 +56,22 @@ class Transcript:
     language_probability: float
 
 
+#: ISO 639-3 / BCP-47 tags whose Whisper code differs (espeak-ng's Mandarin is ``cmn``).
+_WHISPER_ALIASES = {"cmn": "zh", "zh-cn": "zh", "iw": "he"}
+
+
+def whisper_language(tag: str | None) -> str | None:
+    """Whisper's code for a language tag (``en-US`` -> ``en``, ``cmn`` -> ``zh``), or ``None`` when
+    Whisper does not know it (then Whisper detects the language itself)."""
+    if not tag:
+        return None
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    tag = tag.lower().replace("_", "-").split("+")[0]
+    code = _WHISPER_ALIASES.get(tag) or _WHISPER_ALIASES.get(tag.split("-")[0]) or tag.split("-")[0]
+    return code if code in _LANGUAGE_CODES else None
+
+
 def transcribe_words(
     model: Any, samples: np.ndarray, options: WhisperOptions | None = None, *, offset: float = 0.0
 ) -> list[Word]:

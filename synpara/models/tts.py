@@ -13,6 +13,7 @@ end are known to the sample. espeak-ng (GPL-3 program, called as a command) and 
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -34,6 +35,13 @@ class Engine:
     name: str
     sample_rate: int
     default_voice: str
+
+    def language(self, voice: str | None = None) -> str:
+        """The language code a voice speaks: espeak-ng's voice name up to the first ``-``/``+``
+        (``en-us+m3`` -> ``en``, ``cmn`` -> ``cmn``); festival's packaged voices are English."""
+        if self.name != "espeak-ng":
+            return "en"
+        return re.split(r"[-+_]", (voice or self.default_voice).lower(), maxsplit=1)[0]
 
     def word(self, text: str, voice: str | None = None, words_per_minute: int = 165) -> np.ndarray:
         """One word as float32 mono samples at :attr:`sample_rate`, trimmed to its sound."""

@@ -182,6 +182,7 @@ class Tts(Stage[TtsConfig]):
             duration=duration,
             speaker=f"tts-{self.config.engine}-{voice}",
             text=text,
+            language=self.engine.language(voice),
             alignment={WORD: words, EVENT: []},
             custom={"tagged_text": text},
         )

@@ -45,6 +45,7 @@ def test_tts_word_times_are_exact(tmp_path: Path) -> None:
     words = items(cut, "word")
     assert [w.symbol for w in words] == "So that was funny and then she left".split()
     assert cut.supervisions[0].custom["tagged_text"] == "So that was funny and then she left"
+    assert cut.supervisions[0].language == "en"  # insert's gate decodes in it, not detecting it
     assert cut.custom["synpara"]["source"]["sample_rate"] == 22050
     audio, rate = soundfile.read(cut.recording.sources[0].source, dtype="float32")
     assert rate == 22050
@@ -99,3 +100,13 @@ def test_tts_bad_input(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["tts", "-i", str(lines), "-o", str(tmp_path / "out"), "--engine", "nope"])
     assert not (tmp_path / "out" / "cuts.jsonl.gz").exists()
+
+
+def test_voice_language_reaches_whisper() -> None:
+    from synpara.asr import whisper_language
+
+    assert load_engine("espeak-ng").language("en-us+m3") == "en"
+    assert load_engine("espeak-ng").language("cmn") == "cmn"
+    assert load_engine("festival").language("kal_diphone") == "en"
+    assert [whisper_language(t) for t in ("en", "en-US", "cmn", "fr_FR", "xx", None)] == [
+        "en", "en", "zh", "fr", None, None]
