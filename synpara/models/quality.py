@@ -1,8 +1,7 @@
 """Models that judge synthesized audio: CAM++ speaker embeddings and DNSMOS.
 
 Loaders are called once per worker (``setup()``); the measures are plain functions of 16 kHz mono
-float32 samples. DNSMOS comes from ``speechmos`` (MIT, ships Microsoft's ONNX files); its first
-call in a process pays a numba compile of librosa's features.
+float32 samples. DNSMOS runs Microsoft's ONNX file as shipped in ``speechmos`` (MIT).
 
 >>> model = load_speaker_model()                                   # doctest: +SKIP
 >>> cosine(speaker_embedding(model, a), speaker_embedding(model, b))  # doctest: +SKIP
@@ -11,6 +10,7 @@ call in a process pays a numba compile of librosa's features.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,26 +49,60 @@ def cosine(a: np.ndarray | list[float] | None, b: np.ndarray | list[float] | Non
     return float(a @ b / denominator) if denominator > 0 else None
 
 
-class Dnsmos:
-    """DNSMOS P.835 (``speechmos``): ``overall(samples16k)`` is the OVRL MOS (1..5)."""
+#: DNSMOS P.835 scores 9.01 s windows, one per second of audio (Microsoft's reference script).
+DNSMOS_WINDOW_S = 9.01
+#: The P.835 model's raw OVRL -> MOS polynomial (non-personalised), from the reference script.
+_OVRL_POLY = (-0.06766283, 1.11546468, 0.04602535)
 
-    def __init__(self) -> None:
-        try:
-            from speechmos import dnsmos
-        except ImportError as error:
-            raise SynparaError(
-                f"DNSMOS needs speechmos and librosa ({error}): "
-                "pip install speechmos==0.0.1.1 librosa"
-            ) from error
-        self._dnsmos = dnsmos
+
+class Dnsmos:
+    """DNSMOS P.835 overall MOS (1..5) of 16 kHz mono audio: ``overall(samples)``.
+
+    Runs Microsoft's ``sig_bak_ovr.onnx`` as shipped inside ``speechmos`` with our own
+    onnxruntime session: the same windows and polynomial as ``speechmos.dnsmos.run``'s
+    ``ovrl_mos`` (tested equal), without its P.808 model and librosa features, which it computes
+    on every call and we never read (2x the time, and a numba compile of several seconds in each
+    process), and with the worker's thread count and the windows of a clip in one batch.
+    """
+
+    def __init__(self, threads: int = 1) -> None:
+        import importlib.util
+
+        import onnxruntime
+
+        spec = importlib.util.find_spec("speechmos")
+        if spec is None or not spec.submodule_search_locations:
+            raise SynparaError("DNSMOS needs speechmos (it ships the ONNX model): "
+                               "pip install speechmos==0.0.1.1")
+        path = Path(list(spec.submodule_search_locations)[0]) / "dnsmos_models" / "sig_bak_ovr.onnx"
+        if not path.is_file():
+            raise SynparaError("speechmos is installed without its DNSMOS model", path)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = max(1, threads)
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"])
 
     def overall(self, samples: np.ndarray) -> float:
-        samples = np.asarray(samples, dtype=np.float32)
-        peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+        audio = np.asarray(samples, dtype=np.float32)
+        if audio.size == 0:
+            raise SynparaError("DNSMOS of empty audio")
+        peak = float(np.max(np.abs(audio)))
         if peak > 1.0:
-            samples = samples / peak  # speechmos refuses audio outside [-1, 1]
-        return float(self._dnsmos.run(samples, 16000)["ovrl_mos"])
+            audio = audio / peak  # the reference refuses audio outside [-1, 1]
+        rate = 16000
+        window = int(DNSMOS_WINDOW_S * rate)
+        while len(audio) < window:  # short clips are repeated, as the reference does
+            audio = np.append(audio, audio)
+        hops = int(np.floor(len(audio) / rate) - DNSMOS_WINDOW_S) + 1
+        # the reference's float arithmetic, so the same windows are kept (a few fall 1 sample short)
+        windows = [audio[int(i * rate): int((i + DNSMOS_WINDOW_S) * rate)] for i in range(hops)]
+        windows = [w for w in windows if len(w) >= window]
+        raw = np.concatenate([
+            self.session.run(None, {"input_1": np.stack(windows[i: i + 16]).astype(np.float32)})[0]
+            for i in range(0, len(windows), 16)])
+        return float(np.mean(np.poly1d(_OVRL_POLY)(raw[:, 2])))
 
 
-def load_dnsmos() -> Dnsmos:
-    return Dnsmos()
+def load_dnsmos(threads: int = 1) -> Dnsmos:
+    return Dnsmos(threads)
