@@ -58,13 +58,15 @@ SOURCES = [
 STAGE_NAMES = ("ingest", "diarize", "transcribe", "detect", "refine")
 
 
-def stage_options(model: str, device: str, batch_size: int = 1) -> list[dict[str, Any]]:
-    """The demo's stages (pipelines/demo.yaml) with the given Whisper model and device."""
+def stage_options(model: str, device: str, batch_size: int = 1, max_cut_s: float = 0.0
+                  ) -> list[dict[str, Any]]:
+    """The demo's stages (pipelines/demo.yaml) with the given Whisper model and device (and
+    ingest's ``max_cut_duration``: 0 = one cut per file)."""
     transcribe = {"model": model, "verbatim": True, "device": device}
     if batch_size > 1:
         transcribe["batch_size"] = batch_size
     return [
-        {"ingest": {}},
+        {"ingest": {"max_cut_duration": max_cut_s} if max_cut_s else {}},
         {"diarize": {"device": device}},
         {"transcribe": transcribe},
         {"detect": {}},
@@ -120,14 +122,14 @@ def help_seconds(repeat: int = 3) -> float:
 
 
 def run_graph(files: list[Path], output: Path, model: str, device: str, workers: int | None,
-              batch_size: int = 1) -> dict[str, Any]:
+              batch_size: int = 1, max_cut_s: float = 0.0) -> dict[str, Any]:
     """The pipeline as ``synpara run`` runs it; wall seconds and each stage's seconds."""
     from synpara.pipeline import pipeline_from_dict, run_pipeline
 
     pipeline = pipeline_from_dict({
         "name": f"bench-{model}", "input": [str(f) for f in files], "output": str(output),
         "seed": 0, "executor": {"type": "local", "workers": workers},
-        "stages": stage_options(model, device, batch_size),
+        "stages": stage_options(model, device, batch_size, max_cut_s),
     })
     started = time.perf_counter()
     summaries = run_pipeline(pipeline, overwrite=True, progress=False)
@@ -310,6 +312,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1,
                         help="transcribe --batch-size (faster-whisper's batched pipeline if > 1)")
     parser.add_argument("--no-bare", action="store_true", help="the pipeline only")
+    parser.add_argument("--max-cut-minutes", type=float, default=0.0,
+                        help="ingest --max-cut-duration (minutes; 0: one cut per file)")
     parser.add_argument("--repo", default=None,
                         help="the synpara checkout to measure (default: this one)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -331,7 +335,8 @@ def main() -> None:
     for model in args.models.split(","):
         output = workdir / f"run-{model}"
         print(f"# {model}: pipeline over {len(files)} files ...", file=sys.stderr)
-        pipeline = run_graph(files, output, model, args.device, args.workers, args.batch_size)
+        pipeline = run_graph(files, output, model, args.device, args.workers, args.batch_size,
+                             args.max_cut_minutes * 60)
         print(f"# {model}: {pipeline['wall']:.1f} s; bare models ...", file=sys.stderr)
         # The bare models get one worker's threads: sum / workers is then the ideal wall time of
         # the same parallel layout with nothing but the models running.

@@ -10,8 +10,9 @@ hundred MB.
 
 Output, per cut:
 
-* one supervision per speaker turn; speakers are labelled ``<recording_id>-S0``, ``-S1``… in the
-  order they first speak (stable within a recording); a turn that overlaps another speaker's turn
+* one supervision per speaker turn; speakers are labelled ``<cut id>-S0``, ``-S1``… in the
+  order they first speak (the cut id is the recording id unless ingest's ``max_cut_duration``
+  split the recording); a turn that overlaps another speaker's turn
   has ``custom["overlap"] = True``;
 * ``custom["synpara"]["diarize"]``: ``speakers`` (label -> ``centroid`` embedding and
   ``speech_seconds``), ``overlaps`` (``[start, end]`` pairs in recording time), ``embedding`` (what
@@ -251,7 +252,8 @@ class Diarize(Stage[DiarizeConfig]):
             self.pipeline,
             samples,
             uri=cut.id,
-            label_prefix=f"{cut.recording_id}-S",
+            # the cut's id: the recording's, unless ingest split the recording (then per cut)
+            label_prefix=f"{cut.id}-S",
             num_speakers=config.num_speakers,
             min_speakers=config.min_speakers,
             max_speakers=config.max_speakers,

@@ -55,6 +55,15 @@ class IngestConfig(StageConfig):
     min_duration: float = field(
         default=0.0, metadata={"help": "reject recordings shorter than this many seconds"}
     )
+    max_cut_duration: float = field(
+        default=0.0,
+        metadata={
+            "help": "split a longer recording into cuts of at most this many seconds, each "
+            "boundary in the longest speech pause (Silero VAD) of the cut's second half, so "
+            "workers share one long file and no stage holds more than this much audio; "
+            "speakers are then labelled per cut (0: one cut per recording)"
+        },
+    )
 
     def validate(self) -> None:
         if not 8000 <= self.sample_rate <= 48000:
@@ -63,6 +72,11 @@ class IngestConfig(StageConfig):
             )
         if self.min_duration < 0:
             raise SynparaError(f"ingest: min_duration must be >= 0, got {self.min_duration}")
+        if self.max_cut_duration != 0 and self.max_cut_duration < 10:
+            # below ~10 s a cut is shorter than the turns diarize and refine need to see whole
+            raise SynparaError(
+                f"ingest: max_cut_duration must be 0 (off) or >= 10 s, got {self.max_cut_duration}"
+            )
 
 
 @dataclass(frozen=True)
@@ -182,5 +196,29 @@ class Ingest(Stage[IngestConfig]):
             "duration": round(decoded.duration, 6),
             "decoder": decoded.decoder,
         }
-        return file_cut(context.record_id, working_copy, self.config.sample_rate, num_samples,
-                        custom={"synpara": {"source": source_info}})
+        cut = file_cut(context.record_id, working_copy, self.config.sample_rate, num_samples,
+                       custom={"synpara": {"source": source_info}})
+        limit = self.config.max_cut_duration
+        if not limit or duration <= limit:
+            return cut
+        return split_at_pauses(cut, samples, self.config.sample_rate, limit)
+
+
+def split_at_pauses(cut: Any, samples: Any, sample_rate: int, max_seconds: float) -> list[Any]:
+    """``cut`` (a whole recording, ``samples`` at ``sample_rate``) as consecutive cuts of at most
+    ``max_seconds``, cut in speech pauses; ids ``<recording>-000``, ``-001`` ... in time order."""
+    from synpara.asr import pause_split_points
+    from synpara.audio import SAMPLE_RATE, resample
+
+    # Silero VAD hears 16 kHz; the bounds come back in 16 kHz samples
+    vad_samples = resample(samples, sample_rate, SAMPLE_RATE)
+    bounds = pause_split_points(vad_samples, int(max_seconds * SAMPLE_RATE))
+    pieces = []
+    for index, (start, end) in enumerate(zip(bounds[:-1], bounds[1:])):
+        # whole samples of the working rate, so consecutive cuts neither overlap nor leave a gap
+        first = round(start * sample_rate / SAMPLE_RATE)
+        last = round(end * sample_rate / SAMPLE_RATE) if index < len(bounds) - 2 else len(samples)
+        piece = cut.truncate(offset=first / sample_rate, duration=(last - first) / sample_rate,
+                             preserve_id=True)
+        pieces.append(piece.with_id(f"{cut.id}-{index:03d}"))
+    return pieces

@@ -8,7 +8,7 @@ Output, per cut: ``alignment["word"]`` items in recording time with the word pro
 score; one supervision per speaker turn. When the input cut carries diarization turns (supervisions
 with a ``speaker``), each word goes to the turn it overlaps most (the nearest turn when none), and
 each turn becomes one supervision holding its words (a turn with no words is kept with empty text:
-it may hold a laugh or a breath). Without turns, all words get the speaker ``<recording_id>-S0``
+it may hold a laugh or a breath). Without turns, all words get the speaker ``<cut id>-S0``
 and supervisions split at pauses longer than ``max_pause``. Existing ``alignment["event"]`` items
 are kept.
 
@@ -44,9 +44,9 @@ def assign_turns(words: list[Word], turns: list[Turn]) -> list[int]:
     return [best_match(word.start, word.end, spans) for word in words]
 
 
-def default_speaker(recording_id: str) -> str:
-    """The speaker label of a recording without diarization (the diarize stage's first label)."""
-    return f"{recording_id}-S0"
+def default_speaker(cut_id: str) -> str:
+    """The speaker label of a cut without diarization (the diarize stage's first label)."""
+    return f"{cut_id}-S0"
 
 
 # --------------------------------------------------------------------------- the stage
@@ -255,7 +255,7 @@ def _supervisions_from_pauses(
             groups[-1].append(word)
         else:
             groups.append([word])
-    speaker = default_speaker(cut.recording_id)
+    speaker = default_speaker(cut.id)  # the recording's id unless ingest split it
     return [
         _supervision(cut, index, words[0].start, words[-1].end, speaker, words, transcript.language)
         for index, words in enumerate(groups)

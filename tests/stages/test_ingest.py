@@ -206,3 +206,46 @@ def test_cli_missing_input_is_one_line(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "nothere.wav: no such file or directory" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_long_recording_splits_into_cuts_at_pauses(tmp_path, shared_data):
+    # Real speech with real pauses, ~75 s at 8 kHz (the working rate differs from the VAD's).
+    from synpara.audio import resample, to_mono
+
+    pieces = []
+    for relative in ("speech/jfk/jfk.wav", "speech/pyannote_sample/sample.wav",
+                     "speech/arctic/arctic_a0009.wav", "speech/jfk/jfk.wav"):
+        decoded = decode(shared_data / relative)
+        pieces += [resample(to_mono(decoded.samples), decoded.sample_rate, 8000),
+                   np.zeros(4000, np.float32)]
+    samples = np.concatenate(pieces)
+    soundfile.write(tmp_path / "long.wav", samples, 8000, subtype="FLOAT")
+    out = tmp_path / "out"
+    stage = Ingest.from_params({"sample_rate": 8000, "max_cut_duration": 20})
+    run_stage(stage, [str(tmp_path / "long.wav")], out, workers=1)
+    cuts = list(iter_cuts(out / "cuts.jsonl.gz"))
+    assert len(cuts) >= 4
+    assert [c.id for c in cuts] == [f"long-{i:03d}" for i in range(len(cuts))]
+    assert {c.recording_id for c in cuts} == {"long"}
+    # consecutive, whole samples, covering the recording exactly
+    assert cuts[0].start == 0 and cuts[-1].end == pytest.approx(len(samples) / 8000, abs=1e-9)
+    for before, after in zip(cuts, cuts[1:]):
+        assert after.start == pytest.approx(before.end, abs=1e-9)
+        assert round(after.start * 8000, 6) == round(after.start * 8000)
+    assert all(c.duration <= 20 + 1e-9 for c in cuts)
+    # each boundary lies in a pause: quieter than the speech around it
+    loud = float(np.sqrt(np.mean(samples ** 2)))
+    for cut in cuts[1:]:
+        at = round(cut.start * 8000)
+        assert float(np.sqrt(np.mean(samples[at - 400: at + 400] ** 2))) < 0.2 * loud
+    # each cut's audio is that stretch of the working copy
+    middle = cuts[1]
+    np.testing.assert_allclose(middle.load_audio()[0], samples[round(middle.start * 8000):
+                                                               round(middle.end * 8000)],
+                               atol=1e-4)
+
+
+@pytest.mark.parametrize("value", [5, -1])
+def test_absurd_max_cut_duration_is_refused(value):
+    with pytest.raises(SynparaError, match="max_cut_duration"):
+        Ingest.from_params({"max_cut_duration": value})
