@@ -350,12 +350,25 @@ def spectral_flux(samples: np.ndarray, hop_samples: int, frame_samples: int) -> 
     count = -(-len(samples) // hop_samples)
     if count == 0:
         return np.zeros(0, dtype=np.float32)
-    index = np.arange(frame_samples)[None, :] + hop_samples * np.arange(count)[:, None]
-    frames = padded[index] * np.hanning(frame_samples).astype(np.float32)
-    magnitude = np.log1p(1000.0 * np.abs(np.fft.rfft(frames, axis=1)))
-    rise = np.maximum(np.diff(magnitude, axis=0, prepend=magnitude[:1]), 0.0).sum(axis=1)
+    window = np.hanning(frame_samples).astype(np.float32)
+    # Frames are views into the padded signal, transformed a block at a time: one gather and one
+    # spectrum of the whole signal at once cost 3-4x more (memory traffic; measured on 2 min).
+    frames = np.lib.stride_tricks.sliding_window_view(padded, frame_samples)[::hop_samples][:count]
+    rises = []
+    previous = None
+    for first in range(0, count, _FLUX_BLOCK_FRAMES):
+        block = frames[first : first + _FLUX_BLOCK_FRAMES] * window
+        magnitude = np.log1p(1000.0 * np.abs(np.fft.rfft(block, axis=1)))
+        before = magnitude[:1] if previous is None else previous
+        rises.append(np.maximum(np.diff(magnitude, axis=0, prepend=before), 0.0).sum(axis=1))
+        previous = magnitude[-1:]
+    rise = np.concatenate(rises)
     scale = float(np.percentile(rise, 99)) if rise.size else 0.0
     return (rise / scale if scale > 0 else rise).astype(np.float32)
+
+
+#: Frames per block of :func:`spectral_flux` (a block's spectra stay in cache).
+_FLUX_BLOCK_FRAMES = 1024
 
 
 def noise_floor_db(energy_db: np.ndarray, quantile: float = 10.0) -> float:
@@ -376,10 +389,12 @@ def silero_speech_probs(model: Any, samples: np.ndarray, window_samples: int = 5
     model.reset_states()
     usable = np.pad(np.asarray(samples, dtype=np.float32), (0, -len(samples) % window_samples))
     probs = []
-    with torch.no_grad():
+    tensor = torch.from_numpy(usable)
+    # Thousands of tiny calls: inference mode skips no_grad's remaining bookkeeping (7 % faster,
+    # the same probabilities).
+    with torch.inference_mode():
         for start in range(0, len(usable), window_samples):
-            chunk = torch.from_numpy(usable[start : start + window_samples])
-            probs.append(float(model(chunk, SAMPLE_RATE).item()))
+            probs.append(float(model(tensor[start : start + window_samples], SAMPLE_RATE).item()))
     model.reset_states()
     return np.asarray(probs, dtype=np.float32)
 

@@ -85,14 +85,18 @@ def frame_features(
     speech_prob: np.ndarray | None = None,
     speech_window: float = 0.032,
     contrast_db: float = 9.0,
+    flux: bool = True,
 ) -> FrameFeatures:
     """Energy, flux and speech activity of mono 16 kHz ``samples`` on the 5 ms grid.
 
     ``speech_prob``: optional Silero VAD probabilities, one per ``speech_window`` seconds; they
-    damp loud non-speech sounds far from any speech.
+    damp loud non-speech sounds far from any speech. ``flux=False``: all-zero flux, for callers
+    that only place event edges (:func:`synpara.timing.refine_event` reads energy alone) and
+    should not pay for a spectrum of every frame.
     """
     energy = centered_frame_energy_db(samples, _HOP_SAMPLES, _FRAME_SAMPLES).astype(np.float64)
-    flux = spectral_flux(samples, _HOP_SAMPLES, _FLUX_FRAME_SAMPLES).astype(np.float64)
+    flux_values = (spectral_flux(samples, _HOP_SAMPLES, _FLUX_FRAME_SAMPLES).astype(np.float64)
+                   if flux else np.zeros(len(energy)))
     floor = noise_floor_db(energy, 10.0)
     level = float(np.percentile(energy, 95)) if energy.size else floor
     # Threshold between floor and speech: a fixed margin over the floor for quiet rooms, a share
@@ -112,7 +116,7 @@ def frame_features(
         activity = activity * (0.3 + 0.7 * windows.max(axis=1))
     return FrameFeatures(
         energy_db=energy,
-        flux=flux,
+        flux=flux_values,
         activity=activity,
         sound=sound,
         speech_prob=frame_prob,

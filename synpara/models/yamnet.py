@@ -54,8 +54,16 @@ def yamnet_log_mel(samples: Any) -> Any:
     ][:count]
     # TensorFlow's hann_window is periodic: N+1 points with the last dropped.
     window = np.hanning(YAMNET_WINDOW_SAMPLES + 1)[:-1].astype(np.float32)
-    magnitude = np.abs(np.fft.rfft(frames * window, n=YAMNET_FFT, axis=1)).astype(np.float32)
+    # Spectra a block at a time: the whole signal's at once cost 3-4x more in memory traffic.
+    magnitude = np.empty((count, YAMNET_FFT // 2 + 1), dtype=np.float32)
+    for first in range(0, count, _MEL_BLOCK_FRAMES):
+        block = frames[first : first + _MEL_BLOCK_FRAMES] * window
+        magnitude[first : first + len(block)] = np.abs(np.fft.rfft(block, n=YAMNET_FFT, axis=1))
     return np.log(magnitude @ _yamnet_mel_matrix() + 0.001).astype(np.float32)
+
+
+#: Frames per block of :func:`yamnet_log_mel`'s spectra (a block stays in cache).
+_MEL_BLOCK_FRAMES = 1024
 
 
 def onnx_providers() -> list[str]:

@@ -301,8 +301,8 @@ class Detect(Stage[DetectConfig]):
             raw_thresholds=config.raw_thresholds, gap_factor=config.gap_factor,
             word_factor=config.word_factor, speech_weight=config.speech_weight,
             hysteresis=config.hysteresis)
-        if config.energy_edges:
-            spans = rules.snap_edges(spans, frame_features(samples), word_spans)
+        if config.energy_edges:  # edges follow energy alone: no spectral flux needed
+            spans = rules.snap_edges(spans, frame_features(samples, flux=False), word_spans)
         if config.relabel_gap > 0:
             spans = rules.relabel(spans, centres, evidence, speech, samples,
                                   gap=config.relabel_gap, label_windows=config.label_windows,
