@@ -262,7 +262,7 @@ class Detect(Stage[DetectConfig]):
         timed = getattr(self.detector, "events", None)
         if timed is not None:  # a trained head times its own events frame by frame
             spans = [Detection(label, start, end, score) for label, start, end, score in
-                     timed(samples)]
+                     timed(samples, word_spans)]
             if config.energy_edges:
                 spans = rules.snap_edges(spans, frame_features(samples), word_spans)
             spans = rules.finish(rules.resolve_overlaps(spans), duration,
