@@ -90,10 +90,10 @@ class TrainConfig:
         "help": "false alarms per minute the thresholds may raise on the speech-only dev-tune "
                 "mixtures: 'rules' (what the YAMNet rules raise on that same audio), a number, "
                 "or 'none' (thresholds for F1 alone)"})
-    word_model: str = field(default="base", metadata={
-        "help": "Whisper model that transcribes the dev mixtures, so the false-alarm budget can "
-                "also raise per-label thresholds inside confident words, as detect sees them "
-                "('' = none: one threshold per label everywhere)"})
+    word_model: str = field(default="", metadata={
+        "help": "Whisper model (e.g. base) that transcribes the dev and calib mixtures, so the "
+                "false-alarm budget can also raise per-label thresholds inside confident words, "
+                "as detect sees them ('' = one threshold per label everywhere; slow on CPU)"})
 
 
 # --------------------------------------------------------------------------- data
@@ -316,7 +316,8 @@ def score_events(truth: list[dict[str, Any]], predicted: dict[str, list[tuple]],
 def tune_thresholds(head: EventHead, frames: list[np.ndarray], truth: list[dict[str, Any]],
                     grid: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
                     ) -> dict[str, float]:
-    """Per-label threshold with the best event F1 on ``truth``.
+    """Per-label thresholds with the best event F1 on ``truth``: first each label's own F1, then
+    one more pass for the F1 of all labels pooled.
 
     A label with no dev event (its only clips went to training, or it is a YAMNet prior) cannot be
     scored for F1, but everything it fires on dev is a false alarm: it gets the lowest threshold
@@ -352,6 +353,19 @@ def tune_thresholds(head: EventHead, frames: list[np.ndarray], truth: list[dict[
         if top <= 0:
             chosen[label] = quietest(label)
             continue
+        tied = [t for t, v in zip(grid, f1s) if v >= top - 1e-9]
+        chosen[label] = tied[len(tied) // 2]
+    # Then each label again, for the F1 of all labels pooled: a label whose events are rarely
+    # right (few hits, many misfires) raises its own F1 above 0 yet lowers everyone's, and is
+    # turned down until its misfires no longer cost more than its hits bring.
+    for label in sorted(present & set(head.labels), key=head.labels.index):
+        f1s = []
+        for threshold in grid:
+            predicted = {i: frames_to_events(p, head.labels, {**chosen, label: threshold},
+                                             head.post) for i, p in probs.items()}
+            pooled = score_events(truth, predicted).categories["all"].f1
+            f1s.append(pooled if pooled == pooled else 0.0)
+        top = max(f1s)
         tied = [t for t, v in zip(grid, f1s) if v >= top - 1e-9]
         chosen[label] = tied[len(tied) // 2]
     return chosen
