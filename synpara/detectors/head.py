@@ -268,9 +268,17 @@ class EventHead:
         """Timed events ``(label, start_s, end_s, score)`` in 16 kHz mono ``samples``; inside the
         confident ``words`` (``(start_s, end_s, ...)``, from transcribe) an event needs the
         head's in-word thresholds."""
-        probs = self.frame_probs(samples)
-        return frames_to_events(probs, self.labels, self.thresholds, self.post,
-                                self.word_thresholds, word_frames(len(probs), words))
+        return self.analyse(samples, words)[0]
+
+    def analyse(self, samples: np.ndarray, words: Sequence[Sequence[float]] | None = None
+                ) -> tuple[list[tuple[str, float, float, float]], np.ndarray]:
+        """:meth:`events`, plus YAMNet's 521 AudioSet class probabilities per frame from the same
+        encoder pass (detect's background tags come from them)."""
+        frames, logits = self.features.with_logits(samples)
+        probs = self.probs_from_features(frames)
+        events = frames_to_events(probs, self.labels, self.thresholds, self.post,
+                                  self.word_thresholds, word_frames(len(probs), words))
+        return events, 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
 
 
 def save_head(path: str | Path, *, network: Any, feature: str, trained_labels: list[str],
@@ -329,6 +337,11 @@ class HeadDetector(Detector):
     def events(self, samples: np.ndarray, words: Sequence[Sequence[float]] | None = None
                ) -> list[tuple[str, float, float, float]]:
         return self.head.events(samples, words)
+
+    def analyse(self, samples: np.ndarray, words: Sequence[Sequence[float]] | None = None
+                ) -> tuple[list[tuple[str, float, float, float]], np.ndarray]:
+        """Events and YAMNet's per-frame AudioSet probabilities (see :meth:`EventHead.analyse`)."""
+        return self.head.analyse(samples, words)
 
 
 def load_head_detector(path: str, threads: int, batch_size: int, window: float) -> HeadDetector:
