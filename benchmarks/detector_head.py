@@ -11,6 +11,9 @@ Scores, through ``synpara eval events`` (files written to ``--out`` so the comma
   checking, never tuning).
 
 Prints per-label P/R/F1, onset error and false alarms per minute, and speed (audio s per s).
+With ``--words``, both detectors get each file's confident Whisper base words, as in a pipeline
+after ``synpara transcribe`` (real files: transcribe's beam of 5, cached in ``--out``; mixtures:
+the greedy words training tuned on, cached in ``OUT/words/base/``; not counted in the speed).
 
     python benchmarks/detector_head.py --head synpara/data/heads/default.pt \\
         --mixtures output/head/mixtures/dev
@@ -53,13 +56,32 @@ def mixture_truth(directory: Path, out: Path, whole: bool = False
     return path, {x["id"]: directory / f"{x['id']}.flac" for x in test}
 
 
-def run_detector(name: str, detect, files: dict[str, Path], out: Path) -> tuple[Path, float]:
+def file_words(files: dict[str, Path], cache: Path, threads: int) -> dict[str, list]:
+    """Confident Whisper base words per file (cached by path)."""
+    from synpara.training.train import WORD_CONFIDENCE
+
+    stored = json.loads(cache.read_text()) if cache.exists() else {}
+    model = None
+    for path in files.values():
+        if str(path) not in stored:
+            from synpara.asr import WhisperOptions, transcribe_words
+            from synpara.models.whisper import load_whisper
+
+            model = model or load_whisper("base", threads=threads)
+            stored[str(path)] = [(w.start, w.end, w.probability) for w in transcribe_words(
+                model, load_mono(path), WhisperOptions()) if w.probability >= WORD_CONFIDENCE]
+            cache.write_text(json.dumps(stored))
+    return {rec_id: [tuple(w) for w in stored[str(path)]] for rec_id, path in files.items()}
+
+
+def run_detector(name: str, detect, files: dict[str, Path], out: Path,
+                 words: dict[str, list] | None = None) -> tuple[Path, float]:
     """Predictions as event JSONL; returns the file and audio seconds per second."""
     lines, audio_s, spent = [], 0.0, 0.0
     for rec_id, path in files.items():
         samples = load_mono(path)
         start = time.perf_counter()
-        events = detect(samples)
+        events = detect(samples, (words or {}).get(rec_id))
         spent += time.perf_counter() - start
         audio_s += len(samples) / 16000
         lines.append({"id": rec_id, "duration": len(samples) / 16000,
@@ -83,6 +105,8 @@ def main() -> None:
     parser.add_argument("--labels", default="", help="score only these labels (comma list)")
     parser.add_argument("--out", type=Path, default=Path("output/bench_head"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--words", action="store_true",
+                        help="give both detectors the files' confident Whisper base words")
     args = parser.parse_args()
 
     from synpara.detectors.head import DEFAULT_HEAD, EventHead
@@ -95,7 +119,8 @@ def main() -> None:
 
         rules = Detect(DetectConfig(detector="yamnet", threads=args.threads))
         rules.setup()
-        detectors["rules"] = lambda x: [(s.label, s.start, s.end) for s in rules.detect(x)[0]]
+        detectors["rules"] = lambda x, w: [(s.label, s.start, s.end)
+                                           for s in rules.detect(x, w)[0]]
     keep = set(filter(None, args.labels.split(",")))
     sets = []
     if args.mixtures:
@@ -110,8 +135,18 @@ def main() -> None:
         truth_path, files = (mixture_truth(args.mixtures, out, args.whole)
                              if set_name == "mixtures" else real_truth(args.real, out))
         truth = load_events(truth_path)
+        words = None
+        if args.words and set_name == "mixtures":  # the words training tuned on (cached there)
+            from synpara.training.train import mixture_words
+
+            every = mixture_words(args.mixtures, "base", args.threads,
+                                  args.mixtures.parents[1] / "words" / "base" /
+                                  f"{args.mixtures.name}.json")
+            words = {i: every[i] for i in files}
+        elif args.words:
+            words = file_words(files, args.out / "words.json", args.threads)
         for name, detect in detectors.items():
-            pred_path, speed = run_detector(name, detect, files, out)
+            pred_path, speed = run_detector(name, detect, files, out, words)
             pred = load_events(pred_path)
             if keep or set_name == "real":  # the real set labels laughter only
                 wanted = keep or {e.label for r in truth.values() for e in r.events}

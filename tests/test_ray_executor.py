@@ -124,7 +124,7 @@ def test_pinned_threads_give_the_same_manifest_on_1_and_2_workers_and_2_actors(
 ):
     """A model stage (detect: YAMNet and Silero VAD) with its threads pinned gives the same manifest
     whatever runs it."""
-    stage = Detect(DetectConfig(threads=1))
+    stage = Detect(DetectConfig(detector="yamnet", threads=1))
     runs = {
         "one": dict(workers=1),
         "two": dict(workers=2),

@@ -22,9 +22,13 @@ import click
 @click.option("--fa-budget", default="rules", show_default=True,
               help="false alarms per minute of speech-only dev audio the thresholds may raise: "
                    "'rules' (the YAMNet rules' own rate there), a number, or 'none'")
+@click.option("--word-model", default="", show_default=True,
+              help="Whisper model (e.g. base) that transcribes the dev mixtures so the budget may "
+                   "raise thresholds inside confident words only (detect then uses the cut's "
+                   "words); '' = off (transcribing is slow on CPU)")
 def command(bank: str, hosts: tuple[str, ...], output: str, seed: int,
                            feature: str, train_mixtures: int, dev_mixtures: int, epochs: int,
-                           no_espeak: bool, fa_budget: str) -> None:
+                           no_espeak: bool, fa_budget: str, word_model: str) -> None:
     """Train an event head on BANK mixed into HOSTS; print dev figures, write OUTPUT/head.pt.
 
     \b
@@ -37,5 +41,5 @@ def command(bank: str, hosts: tuple[str, ...], output: str, seed: int,
     report = train_detector(TrainConfig(
         bank=bank, hosts=tuple(hosts), out=output, seed=seed, feature=feature,
         train_mixtures=train_mixtures, dev_mixtures=dev_mixtures, epochs=epochs,
-        espeak=not no_espeak, fa_budget=fa_budget))
+        espeak=not no_espeak, fa_budget=fa_budget, word_model=word_model))
     click.echo(format_report(report))

@@ -204,12 +204,18 @@ class FrameFeatures:
         return list(PRIOR_CLASSES)
 
     def __call__(self, samples: np.ndarray) -> np.ndarray:
+        return self.with_logits(samples)[0]
+
+    def with_logits(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The features and, from the same YAMNet pass, all 521 class log-odds per frame (for
+        cut-level background tags)."""
         samples = np.asarray(samples, dtype=np.float32)
         embedding, logits = self.yamnet(samples)
         prior = logits[:, self.prior_index]
         learned = embedding if self.whisper is None else self.whisper(samples)
         count = min(len(learned), len(prior))
-        return np.concatenate([learned[:count], prior[:count]], axis=1).astype(np.float32)
+        frames = np.concatenate([learned[:count], prior[:count]], axis=1).astype(np.float32)
+        return frames, logits[:count]
 
     def many(self, clips: list[np.ndarray]) -> list[np.ndarray]:
         """Features of several clips (Whisper packs them into shared windows)."""

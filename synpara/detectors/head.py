@@ -17,6 +17,7 @@ being learned from nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,11 +92,13 @@ def smooth_frames(x: np.ndarray, k: int) -> np.ndarray:
     return median_filter(x, size=(k, 1), mode="nearest")
 
 
-def label_spans(probs: np.ndarray, label: str, high: float, post: PostProcess = PostProcess()
-                ) -> list[tuple[str, float, float, float]]:
+def label_spans(probs: np.ndarray, label: str, high: float | np.ndarray,
+                post: PostProcess = PostProcess()) -> list[tuple[str, float, float, float]]:
     """One label's candidate spans ``(label, start, end, peak)`` from its *smoothed* frame
     probabilities: hysteresis (on at ``high``, held down to ``low_factor * high``), runs closer
-    than the merge gap joined, runs shorter than ``min_seconds`` dropped."""
+    than the merge gap joined, runs shorter than ``min_seconds`` dropped. ``high`` is one
+    threshold or one per frame (higher inside confident words)."""
+    high = np.broadcast_to(np.asarray(high, dtype=np.float32), probs.shape)
     active = probs >= post.low_factor * high
     runs, start = [], None
     for i, on in enumerate(np.append(active, False)):
@@ -114,7 +117,7 @@ def label_spans(probs: np.ndarray, label: str, high: float, post: PostProcess = 
     spans = []
     for a, b in merged:
         peak = float(probs[a:b].max())
-        if peak < high or (b - a) * FRAME_SECONDS < post.min_seconds:
+        if not (probs[a:b] >= high[a:b]).any() or (b - a) * FRAME_SECONDS < post.min_seconds:
             continue
         spans.append((label, a * FRAME_SECONDS, b * FRAME_SECONDS, peak))
     return spans
@@ -132,17 +135,48 @@ def resolve_overlaps(spans: list[tuple[str, float, float, float]], thresholds: d
     return sorted(kept, key=lambda s: s[1])
 
 
+def word_frames(frames: int, words: Sequence[Sequence[float]] | None) -> np.ndarray:
+    """Which frames (centre at ``(i + 0.5) * 0.1`` s) lie inside a confident word: ``words``
+    are ``(start, end, ...)`` in seconds from the start of the samples."""
+    inside = np.zeros(frames, dtype=bool)
+    centres = (np.arange(frames) + 0.5) * FRAME_SECONDS
+    for word in words or []:
+        inside |= (centres >= word[0]) & (centres < word[1])
+    return inside
+
+
+def frame_thresholds(labels: list[str], thresholds: dict[str, float],
+                     word_thresholds: dict[str, float] | None, in_word: np.ndarray | None
+                     ) -> list[float | np.ndarray]:
+    """Per label, its threshold, or one per frame where frames inside confident words
+    (``in_word``) take its ``word_thresholds`` value (never below the threshold)."""
+    out: list[float | np.ndarray] = []
+    for label in labels:
+        high = thresholds.get(label, 0.5)
+        word = (word_thresholds or {}).get(label, high)
+        if in_word is None or not in_word.any() or word <= high:
+            out.append(high)
+        else:
+            out.append(np.where(in_word, word, high).astype(np.float32))
+    return out
+
+
 def frames_to_events(probs: np.ndarray, labels: list[str], thresholds: dict[str, float],
-                     post: PostProcess = PostProcess()
+                     post: PostProcess = PostProcess(),
+                     word_thresholds: dict[str, float] | None = None,
+                     in_word: np.ndarray | None = None
                      ) -> list[tuple[str, float, float, float]]:
     """Timed events ``(label, start, end, score)`` from frame probabilities ``(frames, labels)``.
 
-    Where two labels claim overlapping spans, the one further above its own threshold keeps it.
+    Frames inside confident words (``in_word``, from :func:`word_frames`) need a label's
+    ``word_thresholds`` value instead of its threshold. Where two labels claim overlapping spans,
+    the one further above its own threshold keeps it.
     """
     smooth = smooth_frames(np.asarray(probs, dtype=np.float32), post.median_frames)
+    highs = frame_thresholds(labels, thresholds, word_thresholds, in_word)
     spans: list[tuple[str, float, float, float]] = []
     for column, label in enumerate(labels):
-        spans += label_spans(smooth[:, column], label, thresholds.get(label, 0.5), post)
+        spans += label_spans(smooth[:, column], label, highs[column], post)
     return resolve_overlaps(spans, thresholds)
 
 
@@ -160,6 +194,10 @@ class EventHead:
         self.prior_labels: list[str] = list(state["prior_labels"])
         self.labels: list[str] = self.trained_labels + self.prior_labels
         self.thresholds: dict[str, float] = {k: float(v) for k, v in state["thresholds"].items()}
+        # Thresholds inside confident words (chosen on dev under a false-alarm budget); a head
+        # without them treats words like any other frame.
+        self.word_thresholds: dict[str, float] = {
+            k: float(v) for k, v in state.get("word_thresholds", {}).items()}
         self.post = PostProcess(**state.get("post", {}))
         self.mean = torch.as_tensor(state["mean"], dtype=torch.float32)
         self.std = torch.as_tensor(state["std"], dtype=torch.float32)
@@ -225,17 +263,31 @@ class EventHead:
         """``(n, len(labels))``: each 16 kHz window's highest frame probability per label."""
         return np.stack([self.frame_probs(w).max(axis=0) for w in np.asarray(windows)])
 
-    def events(self, samples: np.ndarray) -> list[tuple[str, float, float, float]]:
-        """Timed events ``(label, start_s, end_s, score)`` in 16 kHz mono ``samples``."""
-        return frames_to_events(self.frame_probs(samples), self.labels, self.thresholds,
-                                self.post)
+    def events(self, samples: np.ndarray, words: Sequence[Sequence[float]] | None = None
+               ) -> list[tuple[str, float, float, float]]:
+        """Timed events ``(label, start_s, end_s, score)`` in 16 kHz mono ``samples``; inside the
+        confident ``words`` (``(start_s, end_s, ...)``, from transcribe) an event needs the
+        head's in-word thresholds."""
+        return self.analyse(samples, words)[0]
+
+    def analyse(self, samples: np.ndarray, words: Sequence[Sequence[float]] | None = None
+                ) -> tuple[list[tuple[str, float, float, float]], np.ndarray]:
+        """:meth:`events`, plus YAMNet's 521 AudioSet class probabilities per frame from the same
+        encoder pass (detect's background tags come from them)."""
+        frames, logits = self.features.with_logits(samples)
+        probs = self.probs_from_features(frames)
+        events = frames_to_events(probs, self.labels, self.thresholds, self.post,
+                                  self.word_thresholds, word_frames(len(probs), words))
+        return events, 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
 
 
 def save_head(path: str | Path, *, network: Any, feature: str, trained_labels: list[str],
               prior_labels: list[str], thresholds: dict[str, float], mean: np.ndarray,
               std: np.ndarray, hidden: int, kernel: int, provenance: dict[str, Any],
-              post: PostProcess = PostProcess()) -> Path:
-    """Write a head file (float32 weights: about 1 MB)."""
+              post: PostProcess = PostProcess(),
+              word_thresholds: dict[str, float] | None = None) -> Path:
+    """Write a head file (float32 weights: about 1 MB); ``word_thresholds`` (inside confident
+    words) only when given, so a head without them is written as before."""
     import dataclasses
 
     import torch
@@ -252,6 +304,8 @@ def save_head(path: str | Path, *, network: Any, feature: str, trained_labels: l
         "weights": {k: v.detach().to(torch.float32) for k, v in network.state_dict().items()},
         "provenance": provenance,
     }
+    if word_thresholds:
+        state["word_thresholds"] = {k: float(v) for k, v in word_thresholds.items()}
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(state, str(tmp))
     tmp.replace(path)
@@ -280,8 +334,14 @@ class HeadDetector(Detector):
     def predict(self, windows: np.ndarray) -> np.ndarray:
         return self.head.predict(windows)
 
-    def events(self, samples: np.ndarray) -> list[tuple[str, float, float, float]]:
-        return self.head.events(samples)
+    def events(self, samples: np.ndarray, words: Sequence[Sequence[float]] | None = None
+               ) -> list[tuple[str, float, float, float]]:
+        return self.head.events(samples, words)
+
+    def analyse(self, samples: np.ndarray, words: Sequence[Sequence[float]] | None = None
+                ) -> tuple[list[tuple[str, float, float, float]], np.ndarray]:
+        """Events and YAMNet's per-frame AudioSet probabilities (see :meth:`EventHead.analyse`)."""
+        return self.head.analyse(samples, words)
 
 
 def load_head_detector(path: str, threads: int, batch_size: int, window: float) -> HeadDetector:

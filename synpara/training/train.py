@@ -32,11 +32,13 @@ from synpara.detectors.head import (
     PRIOR_MAP,
     EventHead,
     PostProcess,
+    frame_thresholds,
     frames_to_events,
     label_spans,
     resolve_overlaps,
     save_head,
     smooth_frames,
+    word_frames,
 )
 from synpara.errors import SynparaError
 from synpara.training.mixtures import (
@@ -88,6 +90,10 @@ class TrainConfig:
         "help": "false alarms per minute the thresholds may raise on the speech-only dev-tune "
                 "mixtures: 'rules' (what the YAMNet rules raise on that same audio), a number, "
                 "or 'none' (thresholds for F1 alone)"})
+    word_model: str = field(default="", metadata={
+        "help": "Whisper model (e.g. base) that transcribes the dev and calib mixtures, so the "
+                "false-alarm budget can also raise per-label thresholds inside confident words, "
+                "as detect sees them ('' = one threshold per label everywhere; slow on CPU)"})
 
 
 # --------------------------------------------------------------------------- data
@@ -161,6 +167,42 @@ def extract_features(directory: Path, feature: str, threads: int, cache: Path) -
     np.savez(cache, ids=np.array(ids), offsets=offsets, recipe=np.array(recipe),
              frames=np.concatenate(frames) if frames else np.zeros((0, 1), np.float32))
     return frames
+
+
+#: Words of at least this probability count as confident (detect's ``word_confidence``).
+WORD_CONFIDENCE = 0.5
+
+
+def mixture_words(directory: Path, model: str, threads: int, cache: Path
+                  ) -> dict[str, list[tuple[float, float, float]]]:
+    """Confident Whisper words ``(start, end, probability)`` of every mixture in ``directory``,
+    as the transcribe stage finds them (cached in ``cache`` for exactly these mixtures)."""
+    import hashlib
+
+    from synpara.asr import WhisperOptions, transcribe_words
+    from synpara.models.whisper import load_whisper
+    from synpara.training.mixtures import load_mono
+
+    recipe = hashlib.sha256((directory / "truth.jsonl").read_bytes() + model.encode()).hexdigest()
+    if cache.exists():
+        stored = json.loads(cache.read_text())
+        if stored.get("recipe") == recipe:
+            return {k: [tuple(w) for w in v] for k, v in stored["words"].items()}
+    whisper = load_whisper(model, threads=threads)
+    start = time.perf_counter()
+    words = {}
+    for line in read_truth(directory / "truth.jsonl"):
+        # Greedy decoding: about 3x faster than transcribe's beam of 5, for words that only
+        # mark where speech is confidently recognised.
+        found = transcribe_words(whisper, load_mono(directory / f"{line['id']}.flac"),
+                                 WhisperOptions(beam_size=1))
+        words[line["id"]] = [(round(w.start, 3), round(w.end, 3), round(w.probability, 3))
+                             for w in found if w.probability >= WORD_CONFIDENCE]
+    log.info("Whisper %s words of %d mixtures in %.0f s", model, len(words),
+             time.perf_counter() - start)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"recipe": recipe, "words": words}) + "\n")
+    return words  # type: ignore[return-value]
 
 
 def frame_targets(events: list[dict[str, Any]], frames: int, labels: list[str]) -> np.ndarray:
@@ -240,11 +282,19 @@ def fit_head(features: list[np.ndarray], targets: list[np.ndarray], *, seed: int
 
 
 def events_of(head: EventHead, frames: list[np.ndarray], ids: list[str],
-              thresholds: dict[str, float] | None = None) -> dict[str, list[tuple]]:
-    """Timed events per mixture id from cached features."""
+              thresholds: dict[str, float] | None = None,
+              words: dict[str, list[tuple[float, float, float]]] | None = None
+              ) -> dict[str, list[tuple]]:
+    """Timed events per mixture id from cached features (with each mixture's confident
+    ``words``, the head's in-word thresholds apply)."""
     thresholds = head.thresholds if thresholds is None else thresholds
-    return {i: frames_to_events(head.probs_from_features(f), head.labels, thresholds, head.post)
-            for i, f in zip(ids, frames)}
+    out = {}
+    for i, f in zip(ids, frames):
+        probs = head.probs_from_features(f)
+        in_word = word_frames(len(probs), (words or {}).get(i))
+        out[i] = frames_to_events(probs, head.labels, thresholds, head.post,
+                                  head.word_thresholds, in_word)
+    return out
 
 
 def score_events(truth: list[dict[str, Any]], predicted: dict[str, list[tuple]],
@@ -266,35 +316,58 @@ def score_events(truth: list[dict[str, Any]], predicted: dict[str, list[tuple]],
 def tune_thresholds(head: EventHead, frames: list[np.ndarray], truth: list[dict[str, Any]],
                     grid: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
                     ) -> dict[str, float]:
-    """Per-label threshold with the best event F1 on ``truth``.
+    """Per-label thresholds with the best event F1 on ``truth``: first each label's own F1, then
+    one more pass for the F1 of all labels pooled.
 
     A label with no dev event (its only clips went to training, or it is a YAMNet prior) cannot be
     scored for F1, but everything it fires on dev is a false alarm: it gets the lowest threshold
-    that fires nowhere there (the top of the grid if none does).
+    that fires nowhere there (the top of the grid if none does). So does a label whose dev events
+    no threshold finds (F1 0 throughout: only its false alarms depend on the threshold). Where
+    several thresholds tie for the best F1, the middle one of them is taken, not the lowest (which
+    raises the most false alarms for the same F1).
     """
     ids = [line["id"] for line in truth]
     probs = {i: head.probs_from_features(f) for i, f in zip(ids, frames)}
     present = {e["label"] for line in truth for e in line["events"]}
     chosen = dict(head.thresholds)
+    def quietest(label: str) -> float:
+        column = head.labels.index(label)
+        quiet = [t for t in grid
+                 if not any(e[0] == label for p in probs.values()
+                            for e in frames_to_events(p[:, [column]], [label], {label: t},
+                                                      head.post))]
+        return min(quiet) if quiet else max(grid)
+
     for label in head.labels:
         if label not in present:
-            column = head.labels.index(label)
-            quiet = [t for t in grid
-                     if not any(e[0] == label for p in probs.values()
-                                for e in frames_to_events(p[:, [column]], [label], {label: t},
-                                                          head.post))]
-            chosen[label] = min(quiet) if quiet else max(grid)
+            chosen[label] = quietest(label)
             continue
-        best = (-1.0, chosen.get(label, 0.5))
+        f1s = []
         for threshold in grid:
             trial = {label: threshold}
             predicted = {i: frames_to_events(p, head.labels, {**chosen, **trial}, head.post)
                          for i, p in probs.items()}
             f1 = score_events(truth, predicted, [label]).categories.get(label)
-            value = f1.f1 if f1 is not None and f1.f1 == f1.f1 else 0.0
-            if value > best[0] + 1e-9:
-                best = (value, threshold)
-        chosen[label] = best[1]
+            f1s.append(f1.f1 if f1 is not None and f1.f1 == f1.f1 else 0.0)
+        top = max(f1s)
+        if top <= 0:
+            chosen[label] = quietest(label)
+            continue
+        tied = [t for t, v in zip(grid, f1s) if v >= top - 1e-9]
+        chosen[label] = tied[len(tied) // 2]
+    # Then each label again, for the F1 of all labels pooled: a label whose events are rarely
+    # right (few hits, many misfires) raises its own F1 above 0 yet lowers everyone's, and is
+    # turned down until its misfires no longer cost more than its hits bring.
+    for label in sorted(present & set(head.labels), key=head.labels.index):
+        f1s = []
+        for threshold in grid:
+            predicted = {i: frames_to_events(p, head.labels, {**chosen, label: threshold},
+                                             head.post) for i, p in probs.items()}
+            pooled = score_events(truth, predicted).categories["all"].f1
+            f1s.append(pooled if pooled == pooled else 0.0)
+        top = max(f1s)
+        tied = [t for t, v in zip(grid, f1s) if v >= top - 1e-9]
+        chosen[label] = tied[len(tied) // 2]
     return chosen
 
 
@@ -304,27 +377,37 @@ FA_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 1.01)
 
 def constrain_false_alarms(head: EventHead, frames: list[np.ndarray], truth: list[dict[str, Any]],
                            thresholds: dict[str, float], budget: float,
-                           grid: tuple[float, ...] = FA_GRID) -> dict[str, float]:
+                           grid: tuple[float, ...] = FA_GRID,
+                           words: dict[str, list[tuple[float, float, float]]] | None = None
+                           ) -> tuple[dict[str, float], dict[str, float]]:
     """Raise per-label thresholds until the false alarms per minute on the event-free mixtures
     of ``truth`` are at most ``budget``, each step the raise that costs the least overall F1 per
     false alarm removed (a greedy answer to: best F1 subject to the false-alarm budget).
 
-    Returns ``thresholds`` unchanged when ``truth`` has no event-free mixture.
+    With each mixture's confident ``words``, a label's threshold inside words is a second knob
+    the greedy may raise on its own: plain speech fires mostly inside words, while a raise there
+    costs only the events laid over talk. Returns ``(thresholds, word_thresholds)`` (the latter
+    only for labels raised inside words); ``thresholds`` unchanged when ``truth`` has no
+    event-free mixture.
     """
     ids = [line["id"] for line in truth]
     smooth = {i: smooth_frames(head.probs_from_features(f), head.post.median_frames)
               for i, f in zip(ids, frames)}
-    cache: dict[tuple[str, float], dict[str, list[tuple]]] = {}
+    in_word = {i: word_frames(len(p), (words or {}).get(i)) for i, p in smooth.items()}
+    cache: dict[tuple[str, float, float], dict[str, list[tuple]]] = {}
 
-    def spans(label: str, threshold: float) -> dict[str, list[tuple]]:
-        if (label, threshold) not in cache:
+    def spans(label: str, threshold: float, word: float) -> dict[str, list[tuple]]:
+        word = max(word, threshold)
+        if (label, threshold, word) not in cache:
             column = head.labels.index(label)
-            cache[label, threshold] = {i: label_spans(p[:, column], label, threshold, head.post)
-                                       for i, p in smooth.items()}
-        return cache[label, threshold]
+            cache[label, threshold, word] = {
+                i: label_spans(p[:, column], label, frame_thresholds(
+                    [label], {label: threshold}, {label: word}, in_word[i])[0], head.post)
+                for i, p in smooth.items()}
+        return cache[label, threshold, word]
 
-    def measure(chosen: dict[str, float]) -> tuple[float, float]:
-        per_label = [spans(label, chosen[label]) for label in head.labels]
+    def measure(chosen: dict[str, float], in_words: dict[str, float]) -> tuple[float, float]:
+        per_label = [spans(label, chosen[label], in_words[label]) for label in head.labels]
         predicted = {i: resolve_overlaps([s for spans_ in per_label for s in spans_[i]], chosen)
                      for i in ids}
         scores = score_events(truth, predicted)
@@ -334,33 +417,45 @@ def constrain_false_alarms(head: EventHead, frames: list[np.ndarray], truth: lis
 
     if not any(not line["events"] for line in truth):
         log.warning("no event-free dev mixture: the false-alarm budget cannot be checked")
-        return dict(thresholds)
+        return dict(thresholds), {}
     chosen = {label: thresholds.get(label, 0.5) for label in head.labels}
-    f1, fa = measure(chosen)
+    in_words = dict(chosen)
+    knobs = [(label, False) for label in head.labels]
+    if words:
+        knobs += [(label, True) for label in head.labels]
+    f1, fa = measure(chosen, in_words)
     while fa > budget + 1e-9:
-        best: tuple[float, str, float, float, float] | None = None
-        for label in head.labels:
-            for higher in (t for t in grid if t > chosen[label]):
-                trial_f1, trial_fa = measure({**chosen, label: higher})
-                if trial_fa < fa - 1e-9:  # the smallest raise of this label that helps
+        best: tuple[float, str, bool, float, float, float] | None = None
+        for label, inside in knobs:
+            current = in_words[label] if inside else chosen[label]
+            for higher in (t for t in grid if t > current):
+                trial = ((chosen, {**in_words, label: higher}) if inside else
+                         ({**chosen, label: higher}, {**in_words, label: max(higher,
+                                                                              in_words[label])}))
+                trial_f1, trial_fa = measure(*trial)
+                if trial_fa < fa - 1e-9:  # the smallest raise of this knob that helps
                     cost = (f1 - trial_f1) / (fa - trial_fa)
                     if best is None or cost < best[0] - 1e-12:
-                        best = (cost, label, higher, trial_f1, trial_fa)
+                        best = (cost, label, inside, higher, trial_f1, trial_fa)
                     break
         if best is None:  # nothing left to raise (every label off): cannot happen with 1.01
             break
-        _cost, label, higher, f1, fa = best
-        chosen[label] = higher
-        log.info("false-alarm budget %.2f/min: %s -> %.2f (dev-tune F1 %.3f, %.2f/min)",
-                 budget, label, higher, f1, fa)
-    return chosen
+        _cost, label, inside, higher, f1, fa = best
+        if not inside:
+            chosen[label] = higher
+        in_words[label] = max(in_words[label], higher)
+        log.info("false-alarm budget %.2f/min: %s%s -> %.2f (dev-tune F1 %.3f, %.2f/min)",
+                 budget, label, " in words" if inside else "", higher, f1, fa)
+    return chosen, {label: w for label, w in in_words.items() if w > chosen[label]}
 
 
 def rules_false_alarms(sets: list[tuple[Path, list[dict[str, Any]]]], threads: int,
-                       cache: Path) -> float | None:
+                       cache: Path, words: dict[str, list[tuple[float, float, float]]] | None = None
+                       ) -> float | None:
     """False alarms per minute the YAMNet rules (``detect --detector yamnet``) raise on the
     event-free mixtures of ``sets`` (``(directory, truth lines)`` pairs; cached in ``cache``);
-    None when there are none."""
+    None when there are none. ``words`` (by truth line id) are each mixture's confident words,
+    which the rules use as in a pipeline."""
     import hashlib
 
     from synpara.training.mixtures import load_mono
@@ -371,7 +466,8 @@ def rules_false_alarms(sets: list[tuple[Path, list[dict[str, Any]]]], threads: i
         return None
     digest = hashlib.sha256()
     for directory, line in free:
-        digest.update(json.dumps([str(directory), line], sort_keys=True).encode())
+        digest.update(json.dumps([str(directory), line, (words or {}).get(line["id"])],
+                                 sort_keys=True).encode())
     key = digest.hexdigest()
     if cache.exists():
         stored = json.loads(cache.read_text())
@@ -383,16 +479,19 @@ def rules_false_alarms(sets: list[tuple[Path, list[dict[str, Any]]]], threads: i
     rules.setup()
     truth, predicted = [], {}
     for n, (directory, line) in enumerate(free):
-        samples = load_mono(directory / f"{line['id']}.flac")
+        # Ids may carry their set's prefix (``calib/mix-00003``); the file is the last part.
+        samples = load_mono(directory / f"{line['id'].split('/')[-1]}.flac")
         truth.append({**line, "id": str(n)})
-        predicted[str(n)] = [(d.label, d.start, d.end, d.score) for d in rules.detect(samples)[0]]
+        found = rules.detect(samples, (words or {}).get(line["id"]))[0]
+        predicted[str(n)] = [(d.label, d.start, d.end, d.score) for d in found]
     value = score_events(truth, predicted).false_alarms_per_minute()
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"key": key, "false_alarms_per_minute": value}) + "\n")
     return float(value)
 
 
-def fa_budget_of(config: TrainConfig, sets: list[tuple[Path, list[dict[str, Any]]]]
+def fa_budget_of(config: TrainConfig, sets: list[tuple[Path, list[dict[str, Any]]]],
+                 words: dict[str, list[tuple[float, float, float]]] | None = None
                  ) -> float | None:
     """The false-alarm budget ``config.fa_budget`` names, on the speech-only mixtures of
     ``sets`` (None: no constraint)."""
@@ -400,7 +499,7 @@ def fa_budget_of(config: TrainConfig, sets: list[tuple[Path, list[dict[str, Any]
         return None
     if config.fa_budget == "rules":
         return rules_false_alarms(sets, config.threads,
-                                  Path(config.out) / "rules_false_alarms.json")
+                                  Path(config.out) / "rules_false_alarms.json", words)
     try:
         return float(config.fa_budget)
     except ValueError:
@@ -460,18 +559,30 @@ def train_detector(config: TrainConfig) -> dict[str, Any]:
     # The budget is measured, and held, on dev-tune's speech-only mixtures plus the calib set.
     calib_sets = [(data["sets"]["dev"], tune_truth)]
     fa_truth, fa_frames = list(tune_truth), list(dev_frames[:half])
+    words: dict[str, list[tuple[float, float, float]]] | None = None
+    if config.word_model and config.fa_budget != "none":
+        words = mixture_words(data["sets"]["dev"], config.word_model, config.threads,
+                              out / "words" / config.word_model / "dev.json")
     if "calib" in data["sets"]:
         calib_truth = read_truth(data["sets"]["calib"] / "truth.jsonl")
-        calib_sets.append((data["sets"]["calib"], calib_truth))
-        fa_truth += [{**line, "id": f"calib/{line['id']}"} for line in calib_truth]
+        calib_sets.append((data["sets"]["calib"],
+                           [{**line, "id": f"calib/{line['id']}"} for line in calib_truth]))
+        fa_truth += calib_sets[-1][1]
         fa_frames += extract_features(data["sets"]["calib"], config.feature, config.threads,
                                       cache / "calib.npz")
-    budget = fa_budget_of(config, calib_sets) if half else None
+        if words is not None:
+            calib_words = mixture_words(data["sets"]["calib"], config.word_model, config.threads,
+                                        out / "words" / config.word_model / "calib.json")
+            words.update({f"calib/{k}": v for k, v in calib_words.items()})
+    budget = fa_budget_of(config, calib_sets, words) if half else None
+    word_thresholds: dict[str, float] = {}
     if budget is not None:
-        thresholds = constrain_false_alarms(head, fa_frames, fa_truth, thresholds, budget)
-    head.thresholds = thresholds
+        thresholds, word_thresholds = constrain_false_alarms(head, fa_frames, fa_truth,
+                                                             thresholds, budget, words=words)
+    head.thresholds, head.word_thresholds = thresholds, word_thresholds
     test_ids = [line["id"] for line in test_truth]
-    scores = score_events(test_truth, events_of(head, dev_frames[half:], test_ids))
+    scores = score_events(test_truth, events_of(head, dev_frames[half:], test_ids,
+                                                words=words))
     report = {"head": str(head_path), "feature": config.feature, "seed": config.seed,
               "labels": {}, "dev_test": scores.to_dict(),
               "false_alarms_per_minute_speech_only": _clean(scores.false_alarms_per_minute()),
@@ -486,7 +597,8 @@ def train_detector(config: TrainConfig) -> dict[str, Any]:
             status = "no clips: not trained"
         report["labels"][label] = {"status": status, "train_clips": counts.get(label, 0),
                                    "dev_clips": dev_counts.get(label, 0),
-                                   "threshold": thresholds.get(label)}
+                                   "threshold": thresholds.get(label),
+                                   "threshold_in_words": word_thresholds.get(label)}
     provenance["thresholds_tuned_on"] = f"first {half} dev mixtures"
     provenance["false_alarm_budget"] = {
         "rule": config.fa_budget, "per_minute": None if budget is None else _clean(budget),
@@ -496,7 +608,8 @@ def train_detector(config: TrainConfig) -> dict[str, Any]:
     provenance["dev_test"] = {k: v for k, v in scores.to_dict()["categories"].items()}
     save_head(head_path, network=network, feature=config.feature, trained_labels=trained,
               prior_labels=prior, thresholds=thresholds, mean=mean, std=std, hidden=config.hidden,
-              kernel=config.kernel, provenance=provenance, post=PostProcess())
+              kernel=config.kernel, provenance=provenance, post=PostProcess(),
+              word_thresholds=word_thresholds)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

@@ -129,11 +129,12 @@ def test_setup_threads_reach_the_detector_and_torch():
 
     before = torch.get_num_threads()
     try:
-        stage = Detect(DetectConfig(vad=False))
+        stage = Detect(DetectConfig(detector="yamnet", vad=False))
         stage.setup(threads=1)
         options = stage.detector.model.session.get_session_options()
         assert options.intra_op_num_threads == 1 and torch.get_num_threads() == 1
-        Detect(DetectConfig(vad=False, threads=2)).setup(threads=1)  # the option wins
+        # The option wins.
+        Detect(DetectConfig(detector="yamnet", vad=False, threads=2)).setup(threads=1)
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

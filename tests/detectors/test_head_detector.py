@@ -57,5 +57,47 @@ def test_the_shipped_head_is_what_its_script_pins():
     assert (config["seed"], config["feature"], config["train_mixtures"],
             config["dev_mixtures"]) == (script.SEED, script.FEATURE, script.TRAIN_MIXTURES,
                                         script.DEV_MIXTURES)
-    assert config.get("fa_budget", "none") == script.FA_BUDGET  # trained before budgets
+    assert config.get("fa_budget", "none") == script.FA_BUDGET
+    assert config.get("word_model", "") == script.WORD_MODEL
     assert "vocal_nc" not in config["bank"] and config["bank"].endswith("vocal")
+
+
+def test_the_heads_in_word_thresholds_apply_inside_the_cuts_confident_words(shared_data,
+                                                                            tmp_path):
+    """detect hands the cut's confident words to the head: a laugh the head finds stays found
+    with no words or a word elsewhere, and needs the in-word threshold under a word."""
+    import torch
+
+    from synpara.stages.detect import Detect, DetectConfig
+    from synpara.training.mixtures import load_mono
+
+    state = torch.load(str(DEFAULT_HEAD), map_location="cpu", weights_only=True)
+    state["word_thresholds"] = {"laughter": 1.01}  # never reached: laughter off inside words
+    torch.save(state, str(tmp_path / "head.pt"))
+    stage = Detect(DetectConfig(detector=f"head:{tmp_path / 'head.pt'}", threads=1))
+    stage.setup()
+    samples = load_mono(shared_data / "speech/laughspeech/laugh2.wav")  # laughter 4.90-6.62 s
+
+    def labels(words):
+        return [span.label for span in stage.detect(samples, words)[0]]
+
+    assert "laughter" in labels(None)
+    assert "laughter" in labels([(0.5, 2.0, 0.9)])
+    assert "laughter" not in labels([(0.0, 8.2, 0.9)])  # one word over the whole file
+
+
+def test_detect_with_the_head_keeps_the_background_tags_of_yamnet():
+    """The head's features come from a YAMNet pass; detect's background tags come from the same
+    pass, and agree with the rules' on white noise."""
+    import numpy as np
+
+    from synpara.stages.detect import Detect, DetectConfig
+
+    noise = np.random.default_rng(0).normal(0, 0.1, 4 * 16000).astype(np.float32)
+    tags = {}
+    for spec in ("head:default", "yamnet"):
+        stage = Detect(DetectConfig(detector=spec, threads=1))
+        stage.setup()
+        tags[spec] = stage.detect(noise)[1]
+    assert list(tags["head:default"]) == list(tags["yamnet"]) == ["noise"]
+    assert abs(tags["head:default"]["noise"] - tags["yamnet"]["noise"]) < 0.05

@@ -136,13 +136,14 @@ def test_false_alarm_budget_holds_on_the_speech_only_mixtures(tiny_head):
     ids = [line["id"] for line in truth]
     loose = {label: 0.2 for label in head.labels}  # fires a lot: false alarms to remove
     before = score_events(truth, events_of(head, frames, ids, loose))
-    chosen = constrain_false_alarms(head, frames, truth, loose, budget=0.0)
+    chosen, in_words = constrain_false_alarms(head, frames, truth, loose, budget=0.0)
+    assert in_words == {}  # no words given: one threshold per label
     after = score_events(truth, events_of(head, frames, ids, chosen))
     assert after.false_alarms_per_minute() == 0.0
     assert all(chosen[label] >= loose[label] and chosen[label] in FA_GRID for label in chosen)
     if before.false_alarms_per_minute() > 0:
         assert chosen != loose
-    assert constrain_false_alarms(head, frames, truth, loose, budget=1e9) == loose
+    assert constrain_false_alarms(head, frames, truth, loose, budget=1e9) == (loose, {})
     assert report["false_alarm_budget_dev_tune"] is None  # the fixture trained without one
     assert head.state["provenance"]["false_alarm_budget"]["per_minute"] is None
     # The default budget: the YAMNet rules' own false alarms on the same speech-only audio.
@@ -153,6 +154,64 @@ def test_false_alarm_budget_holds_on_the_speech_only_mixtures(tiny_head):
     assert fa_budget_of(replace(config, fa_budget="0.5"), []) == 0.5
     with pytest.raises(SynparaError, match="fa_budget"):
         fa_budget_of(replace(config, fa_budget="lots"), [])
+
+
+def test_word_thresholds_need_more_inside_words():
+    """Frames inside a confident word need the label's in-word threshold; the same evidence
+    outside words (or with no words at all) is an event."""
+    from synpara.detectors.head import word_frames
+
+    labels = ["laughter", "cough"]
+    probs = np.zeros((40, 2), np.float32)
+    probs[5:10, 0] = 0.7  # inside the word below
+    probs[25:30, 0] = 0.7  # in a gap
+    inside = word_frames(40, [(0.3, 1.2, 0.9)])
+    assert inside[3:12].all() and not inside[:3].any() and not inside[12:].any()
+    thresholds = {"laughter": 0.5, "cough": 0.5}
+    words_high = {"laughter": 0.9}
+    events = frames_to_events(probs, labels, thresholds, word_thresholds=words_high,
+                              in_word=inside)
+    assert [(e[0], round(e[1], 2)) for e in events] == [("laughter", 2.5)]
+    assert len(frames_to_events(probs, labels, thresholds, word_thresholds=words_high)) == 2
+    assert len(frames_to_events(probs, labels, thresholds, word_thresholds=words_high,
+                                in_word=word_frames(40, []))) == 2
+    # An in-word threshold below the threshold never lowers it.
+    assert len(frames_to_events(probs, labels, {"laughter": 0.8}, word_thresholds={
+        "laughter": 0.1}, in_word=inside)) == 0
+
+
+def test_false_alarm_budget_can_raise_thresholds_inside_words_only(tiny_head):
+    """Given each mixture's confident words, the budget may raise a label inside words alone;
+    what it chose holds the budget when the events are made with those words."""
+    _report, root = tiny_head
+    from synpara.training.mixtures import read_truth
+    from synpara.training.train import (
+        constrain_false_alarms,
+        events_of,
+        extract_features,
+        mixture_words,
+        score_events,
+    )
+
+    out = root / "out"
+    truth = read_truth(out / "mixtures" / "dev" / "truth.jsonl")
+    frames = extract_features(out / "mixtures" / "dev", "yamnet", 1,
+                              out / "features" / "yamnet" / "dev.npz")
+    words = mixture_words(out / "mixtures" / "dev", "tiny.en", 1, root / "words.json")
+    assert set(words) == {line["id"] for line in truth}
+    assert sum(len(w) for w in words.values()) > 20  # the hosts are speech: words are found
+    assert mixture_words(out / "mixtures" / "dev", "tiny.en", 1, root / "words.json") == words
+    head = EventHead.load(out / "head.pt", threads=1)
+    ids = [line["id"] for line in truth]
+    loose = {label: 0.2 for label in head.labels}
+    rate = score_events(truth, events_of(head, frames, ids, loose, words)
+                        ).false_alarms_per_minute()
+    chosen, in_words = constrain_false_alarms(head, frames, truth, loose, budget=rate / 2,
+                                              words=words)
+    head.word_thresholds = in_words
+    after = score_events(truth, events_of(head, frames, ids, chosen, words))
+    assert after.false_alarms_per_minute() <= rate / 2 + 1e-9
+    assert all(in_words[label] > chosen[label] for label in in_words)
 
 
 def test_head_file_loads_and_predicts_with_its_label_list(tiny_head):
