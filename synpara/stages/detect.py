@@ -278,7 +278,7 @@ class Detect(Stage[DetectConfig]):
             events, audioset = analyse(samples, word_spans)
             spans = [Detection(label, start, end, score) for label, start, end, score in events]
             if config.energy_edges:
-                spans = rules.snap_edges(spans, frame_features(samples), word_spans)
+                spans = rules.snap_edges(spans, frame_features(samples, flux=False), word_spans)
             spans = rules.finish(rules.resolve_overlaps(spans), duration,
                                  config.min_duration_map(), config.merge_gap)
             # Background tags from the YAMNet pass the head's features already made.
