@@ -9,9 +9,11 @@ Builds ``--minutes`` of real speech from ``../shared/data/speech`` (concatenated
    executor's seconds, model loads in the workers included);
 2. **bare**: in a fresh child process with one worker's threads (cores / workers), each stage's
    models called directly on the same audio, no executor, no manifest: the pyannote pipeline on
-   each file's waveform; faster-whisper ``transcribe`` with word timestamps and VAD; YAMNet on
-   exactly the patches detect scored (recorded by running the stage once) plus Silero VAD; Silero
-   VAD plus the Whisper calls refine made to validate splits (recorded the same way). Model load
+   each file's waveform; faster-whisper ``transcribe`` with word timestamps and VAD; detect's
+   model call on each cut (the trained head: YAMNet's encoder pass and the head's network; with
+   the rules, YAMNet on exactly the patches detect scored, recorded by running the stage once,
+   plus Silero VAD); Silero VAD plus the Whisper calls refine made to validate splits (recorded
+   the same way). Model load
    times are listed apart.
 
 **overhead** = pipeline wall / ideal, where ideal = sum of bare model times / workers (the models
@@ -207,28 +209,41 @@ def bare(spec: dict[str, Any]) -> dict[str, Any]:
     model_s["transcribe"] = sum(_timed(_decode_all, decoder, samples, kwargs)[0]
                                 for samples in audio)
 
-    # detect: record the windows the stage scores, then time YAMNet on them and Silero VAD
+    # detect: the trained head (the default): its encoder pass and network on each cut, the
+    # model call the stage makes; the rules (`--detector yamnet`): the windows the stage scores
+    # (recorded by running it), then YAMNet on them and Silero VAD.
     load["yamnet"], detect = _timed(lambda: Detect(DetectConfig()))
     seconds, _ = _timed(detect.setup, threads)
     load["yamnet"] += seconds
-    windows: list[Any] = []
-    model = detect.detector.predict
-
-    def recording_predict(batch: Any) -> Any:
-        windows.append(batch)
-        return model(batch)
-
-    detect.detector.predict = recording_predict  # type: ignore[method-assign]
     context = RecordContext(record_id="bench", seed=0, output_dir=Path(tempfile.gettempdir()))
-    for cut in cuts["transcribe"]:
-        detect.process(cut, context)
-    load["silero"], vad = _timed(load_silero_vad)
-    yamnet = sum(_timed(model, batch)[0] for batch in windows)
-    energy = np.zeros(1, np.float32)
-    silero = sum(_timed(active, samples, energy, len(samples) / 16000, vad)[0]
-                 for samples in audio)
-    model_s["detect"] = yamnet + silero
-    patches = sum(len(batch) for batch in windows)
+    patches = 0
+    analyse = getattr(detect.detector, "analyse", None)
+    if analyse is not None:
+        model_s["detect"] = 0.0
+        for cut in cuts["transcribe"]:
+            samples = load_cut_audio(cut)
+            words = [(a, b) for a, b, _ in detect._words(cut)]
+            model_s["detect"] += _timed(analyse, samples, words)[0]
+            patches += int(np.ceil(len(samples) / 1600))  # encoder frames at the 0.1 s hop
+        load["silero"], vad = _timed(load_silero_vad)  # refine's
+    else:
+        windows: list[Any] = []
+        model = detect.detector.predict
+
+        def recording_predict(batch: Any) -> Any:
+            windows.append(batch)
+            return model(batch)
+
+        detect.detector.predict = recording_predict  # type: ignore[method-assign]
+        for cut in cuts["transcribe"]:
+            detect.process(cut, context)
+        load["silero"], vad = _timed(load_silero_vad)
+        yamnet = sum(_timed(model, batch)[0] for batch in windows)
+        energy = np.zeros(1, np.float32)
+        silero = sum(_timed(active, samples, energy, len(samples) / 16000, vad)[0]
+                     for samples in audio)
+        model_s["detect"] = yamnet + silero
+        patches = sum(len(batch) for batch in windows)
     del detect
 
     # refine: Silero speech probabilities over each cut, plus the Whisper calls split validation
@@ -280,7 +295,7 @@ def table(rows: list[dict[str, Any]], audio_s: float, help_s: float, machine: st
                          f"{'-' if model_s is None else f'{model_s:.1f}'} | "
                          f"{f'{load:.1f}' if load else '-'} |")
     lines += ["", "| model | batch | workers | wall s | x real time | sum bare s | ideal s "
-              "(sum / workers) | overhead (wall / ideal) | YAMNet patches | split validations |",
+              "(sum / workers) | overhead (wall / ideal) | YAMNet frames | split validations |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         wall, bare = row["pipeline"]["wall"], row["bare"]

@@ -46,12 +46,14 @@ def word_error_rate(reference: list[str], hypothesis: list[str]) -> float:
 class QualityGate:
     """Models for the checks, loaded once (from insert's ``setup()``)."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, offered_threads: int = 0) -> None:
         from synpara.models import cpu_threads
 
         self.config = config
         gates = set(config.gates)
-        threads = cpu_threads(config.threads)
+        # the worker's share of the cores unless the stage's own option says otherwise: with all
+        # cores per worker, two workers' Whisper and DNSMOS would fight over the same cores
+        threads = cpu_threads(config.threads, offered_threads)
         self.whisper = self.speaker = self.dnsmos = self.detector = None
         if "wer" in gates:
             from synpara.models import load_whisper

@@ -192,7 +192,7 @@ class Insert(Stage[InsertConfig]):
         if config.gates:
             from synpara.gate import QualityGate
 
-            self.gate = QualityGate(config)
+            self.gate = QualityGate(config, threads)
 
     @property
     def model_id(self) -> str | None:
