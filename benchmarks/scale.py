@@ -10,7 +10,7 @@ computes the same thing (the manifests are compared) and only the parallelism di
     python benchmarks/scale.py                                     # 200 x 5 s and 3 x 2 min
     python benchmarks/scale.py --short 1000 --long 3 --long-minutes 10 --stage transcribe
 
-Prints a table; asserts nothing.
+Each run is timed in a fresh child process. Prints a table; asserts nothing.
 """
 
 from __future__ import annotations
@@ -59,6 +59,40 @@ def manifest_text(directory: Path) -> str:
         return handle.read().replace(str(directory.resolve()), "<DIR>")
 
 
+def run_one(stage: str, threads: int, manifest: Path, output: Path, executor: str, workers: int,
+            cores: int) -> float:
+    """One run in a fresh child process, timed there: a run must not inherit what the one before
+    left in the driver (a stage run in-process by ``workers=1`` loads its libraries' thread pools
+    into the driver, which then slowed a later 2-worker run by 70 %)."""
+    import json
+    import subprocess
+
+    spec = json.dumps({"stage": stage, "threads": threads, "manifest": str(manifest),
+                       "output": str(output), "executor": executor, "workers": workers,
+                       "cores": cores})
+    result = subprocess.run([sys.executable, __file__, "--child", spec], check=True,
+                            stdout=subprocess.PIPE, text=True)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def child(spec: dict[str, Any]) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    from synpara.executors.run import run_stage
+
+    if spec["executor"] == "ray":
+        import ray
+
+        ray.init(num_cpus=spec["cores"], include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    started = time.perf_counter()
+    run_stage(build_stage(spec["stage"], spec["threads"]), spec["manifest"], spec["output"],
+              workers=spec["workers"], executor=spec["executor"], progress=False,
+              overwrite=True, oversubscribe=True)
+    print(time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stage", default="detect", choices=("detect", "transcribe"))
@@ -68,13 +102,18 @@ def main() -> None:
     parser.add_argument("--long-minutes", type=float, default=2.0)
     parser.add_argument("--no-ray", action="store_true", help="local executor only")
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        import json
+
+        child(json.loads(args.child))
+        return
     import logging
 
     logging.basicConfig(level=logging.WARNING)
     from pipeline import make_audio
 
-    from synpara.executors.run import run_stage
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="synpara-scale-"))
     minutes = max(args.long_minutes, 1.0)
@@ -88,11 +127,6 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     threads = max(1, cores // 2)
     runs = [("local", 1), ("local", 2)] + ([] if args.no_ray else [("ray", 1), ("ray", 2)])
-    if not args.no_ray:
-        import ray
-
-        ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
     lines = [f"{args.stage}, {threads} thread(s) per worker, {cores} cores, load average "
              f"{os.getloadavg()[0]:.2f} at the start", "",
              "| input | executor | workers | seconds | speed-up vs 1 | same manifest |",
@@ -101,10 +135,7 @@ def main() -> None:
         reference_text, one = None, {}
         for executor, workers in runs:
             output = workdir / f"out-{manifest.parent.name}-{executor}{workers}"
-            started = time.perf_counter()
-            run_stage(build_stage(args.stage, threads), str(manifest), output, workers=workers,
-                      executor=executor, progress=False, overwrite=True, oversubscribe=True)
-            seconds = time.perf_counter() - started
+            seconds = run_one(args.stage, threads, manifest, output, executor, workers, cores)
             text = manifest_text(output)
             reference_text = reference_text or text
             one.setdefault(executor, seconds)

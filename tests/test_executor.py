@@ -382,3 +382,24 @@ def test_a_finished_stage_without_an_input_key_is_refused_not_served(tmp_path, s
     with pytest.raises(SynparaError, match="did not record what it read; pass --overwrite"):
         run_stage(Ingest(), inputs, out, workers=1, progress=False)
     assert run_stage(Ingest(), inputs, out, workers=1, progress=False, overwrite=True).cuts == 1
+
+
+def test_worker_processes_start_with_their_share_of_math_threads(monkeypatch):
+    # numpy/torch size their thread pools when a spawned worker imports them, before any code of
+    # ours runs there: the variables must already be set when the worker starts (unset, two
+    # workers on two cores each ran one BLAS thread per core and detect's CPU per record doubled).
+    import os
+
+    from synpara.executors.local import WorkerPool
+    from synpara.executors.worker import THREAD_VARIABLES
+
+    for variable in THREAD_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    with WorkerPool(2, threads=1) as pool:
+        seen = [pool.executor().submit(os.getenv, v).result() for v in THREAD_VARIABLES]
+    assert seen == ["1"] * len(THREAD_VARIABLES)
+    assert all(v not in os.environ for v in THREAD_VARIABLES)  # the driver's own are restored
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # what a user set is theirs
+    with WorkerPool(2, threads=1) as pool:
+        assert pool.executor().submit(os.getenv, "OMP_NUM_THREADS").result() == "3"
+    assert os.environ["OMP_NUM_THREADS"] == "3"

@@ -14,6 +14,7 @@ before setting that one up, so a worker holds one stage's models at a time.
 from __future__ import annotations
 
 import gc
+import os
 import pickle
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -21,7 +22,14 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from synpara.errors import SynparaError
-from synpara.executors.worker import Job, record_line, setup_stage, shippable
+from synpara.executors.worker import (
+    THREAD_VARIABLES,
+    Job,
+    available_cores,
+    record_line,
+    setup_stage,
+    shippable,
+)
 from synpara.stage import Record
 
 #: In a worker process: the job whose stage is set up there, and its key.
@@ -56,14 +64,27 @@ class WorkerPool:
     ...     run_stage(Detect(), "out/ingest/cuts.jsonl.gz", "out/detect", workers=2, pool=pool)
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, threads: int | None = None) -> None:
         self.workers = workers
+        #: math-library threads per worker: the worker's share of the cores
+        self.threads = threads or max(1, available_cores() // max(1, workers))
         self._executor: ProcessPoolExecutor | None = None
+        self._saved_environment: dict[str, str | None] = {}
 
     def executor(self) -> ProcessPoolExecutor:
         if self._executor is None:
             import multiprocessing
 
+            # A spawned worker loads numpy (OpenBLAS) and torch (OpenMP) before it runs a line of
+            # ours, and they size their thread pools from these variables then: unset, every
+            # worker starts one thread per core and two workers on two cores fight over them
+            # (measured: detect's CPU per record doubled, 2 workers no faster than 1). Workers are
+            # spawned on demand, so the variables stay set in this process until close(); a value
+            # the user set is kept.
+            for variable in THREAD_VARIABLES:
+                if variable not in os.environ:
+                    self._saved_environment[variable] = None
+                    os.environ[variable] = str(self.threads)
             # spawn, not fork: a forked copy of a parent that touched torch/OpenMP can deadlock.
             context = multiprocessing.get_context("spawn")
             self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
@@ -73,6 +94,9 @@ class WorkerPool:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+        for variable in self._saved_environment:
+            os.environ.pop(variable, None)
+        self._saved_environment = {}
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -97,7 +121,7 @@ def run_records(
             on_done(index, record_line(job, record))
         return
     own = pool is None
-    pool = pool or WorkerPool(job.workers)
+    pool = pool or WorkerPool(job.workers, job.threads)
     max_in_flight = job.workers * IN_FLIGHT_PER_WORKER
     try:
         executor = pool.executor()

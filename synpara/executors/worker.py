@@ -59,9 +59,17 @@ def shippable(job: Job) -> Job:
     return replace(job, stage=type(job.stage)(job.stage.config))
 
 
+#: What OpenMP, MKL and OpenBLAS read, once, when they load (numpy loads OpenBLAS on import).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 def limit_threads(threads: int) -> None:
-    """Cap this process's math-library threads (libraries a stage does not configure itself)."""
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    """Cap this process's math-library threads (libraries a stage does not configure itself).
+
+    Setting the variables here only reaches libraries loaded later and child processes; a worker
+    process must find them set when it starts (:class:`synpara.executors.local.WorkerPool` does).
+    """
+    for variable in THREAD_VARIABLES:
         os.environ[variable] = str(threads)
     try:
         import torch
