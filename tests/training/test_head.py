@@ -118,14 +118,13 @@ def test_false_alarm_budget_holds_on_the_speech_only_mixtures(tiny_head):
     training records the budget the rules set (their own rate on the same audio)."""
     report, root = tiny_head
     from synpara.training.mixtures import read_truth
-    from synpara.training.train import (
+    from synpara.training.thresholds import (
         FA_GRID,
         constrain_false_alarms,
         events_of,
-        extract_features,
-        fa_budget_of,
         score_events,
     )
+    from synpara.training.train import extract_features, fa_budget_of
 
     out = root / "out"
     truth = read_truth(out / "mixtures" / "dev" / "truth.jsonl")
@@ -185,13 +184,8 @@ def test_false_alarm_budget_can_raise_thresholds_inside_words_only(tiny_head):
     what it chose holds the budget when the events are made with those words."""
     _report, root = tiny_head
     from synpara.training.mixtures import read_truth
-    from synpara.training.train import (
-        constrain_false_alarms,
-        events_of,
-        extract_features,
-        mixture_words,
-        score_events,
-    )
+    from synpara.training.thresholds import constrain_false_alarms, events_of, score_events
+    from synpara.training.train import extract_features, mixture_words
 
     out = root / "out"
     truth = read_truth(out / "mixtures" / "dev" / "truth.jsonl")
