@@ -55,6 +55,7 @@ class QualityGate:
         # cores per worker, two workers' Whisper and DNSMOS would fight over the same cores
         threads = cpu_threads(config.threads, offered_threads)
         self.whisper = self.speaker = self.dnsmos = self.detector = None
+        self._clip_embeddings: dict[str, np.ndarray | None] = {}
         if "wer" in gates:
             from synpara.models import load_whisper
 
@@ -128,8 +129,7 @@ class QualityGate:
         for event in events:
             if event.clip is None or event.processed is None:
                 continue
-            raw = resample(event.clip.load(), event.clip.sample_rate, 16000)
-            before = cosine(speaker_embedding(self.speaker, raw), host_embedding)
+            before = cosine(self._clip_embedding(event.clip), host_embedding)
             after = cosine(
                 speaker_embedding(self.speaker, resample(event.processed, rate, 16000)),
                 host_embedding,
@@ -145,6 +145,19 @@ class QualityGate:
                     f"gate: {event.placement.label} speaker similarity {after:.2f} < {floor}"
                 )
         return failures
+
+    def _clip_embedding(self, clip: Any) -> np.ndarray | None:
+        """A bank clip's own CAM++ embedding: the one the bank stage stored (the same model on
+        the same trimmed 16 kHz clip), else computed once per clip, not once per insertion."""
+        if clip.embedding is not None:
+            return np.asarray(clip.embedding, dtype=np.float32)
+        if clip.id not in self._clip_embeddings:
+            from synpara.audio import resample
+            from synpara.models.quality import speaker_embedding
+
+            raw = resample(clip.load(), clip.sample_rate, 16000)
+            self._clip_embeddings[clip.id] = speaker_embedding(self.speaker, raw)
+        return self._clip_embeddings[clip.id]
 
     def _detected(self, out: Cut, events: list[Any]) -> list[str]:
         from lhotse.utils import fastcopy
