@@ -5,8 +5,11 @@ Builds ``--minutes`` of real speech from ``../shared/data/speech`` (concatenated
 
 1. **pipeline**: ``synpara.pipeline.run_pipeline`` over ingest -> diarize -> transcribe ->
    detect -> refine (the stage options of ``pipelines/demo.yaml``), timed as a whole (wall,
-   real-time factor = audio seconds / wall seconds, higher is faster) and per stage (the
-   executor's seconds, model loads in the workers included);
+   real-time factor = audio seconds / wall seconds, higher is faster), streamed (records go on
+   to the next stage as soon as they are done, the default) and with the stages one by one
+   (``--stream``); per stage, the executor's seconds (from the run's start to the stage's end
+   when streamed) and the *worker seconds*: set-up and records, summed over the workers, from the
+   workers' trace (``SYNPARA_TRACE``); *workers busy* = worker seconds / (workers x wall);
 2. **bare**: in a fresh child process with one worker's threads (cores / workers), each stage's
    models called directly on the same audio, no executor, no manifest: the pyannote pipeline on
    each file's waveform; faster-whisper ``transcribe`` with word timestamps and VAD; detect's
@@ -18,8 +21,9 @@ Builds ``--minutes`` of real speech from ``../shared/data/speech`` (concatenated
 
 **overhead** = pipeline wall / ideal, where ideal = sum of bare model times / workers (the models
 alone, spread perfectly over the same workers; 1.0: the executor, manifests, model loads and the
-stages' own signal processing cost nothing; the issue's aim is <= 1.10). Also times
-``synpara --help``.
+stages' own signal processing cost nothing; the issue's aim is <= 1.10); **overhead, loads in
+ideal** counts the models' load times as model time too (each worker loads each model once, the
+workers at the same time: ideal + the sum of load times). Also times ``synpara --help``.
 
     python benchmarks/pipeline.py                                  # 10 min, base and tiny.en
     python benchmarks/pipeline.py --minutes 2 --models tiny.en     # quick look
@@ -124,20 +128,41 @@ def help_seconds(repeat: int = 3) -> float:
 
 
 def run_graph(files: list[Path], output: Path, model: str, device: str, workers: int | None,
-              batch_size: int = 1, max_cut_s: float = 0.0) -> dict[str, Any]:
-    """The pipeline as ``synpara run`` runs it; wall seconds and each stage's seconds."""
+              batch_size: int = 1, max_cut_s: float = 0.0, stream: bool = True
+              ) -> dict[str, Any]:
+    """The pipeline as ``synpara run`` runs it: wall seconds, each stage's seconds (from the
+    run's start to the stage's end when streamed) and the workers' busy seconds per stage."""
+    from synpara.executors.worker import TRACE_VARIABLE
     from synpara.pipeline import pipeline_from_dict, run_pipeline
 
     pipeline = pipeline_from_dict({
         "name": f"bench-{model}", "input": [str(f) for f in files], "output": str(output),
-        "seed": 0, "executor": {"type": "local", "workers": workers},
+        "seed": 0, "executor": {"type": "local", "workers": workers, "stream": stream},
         "stages": stage_options(model, device, batch_size, max_cut_s),
     })
-    started = time.perf_counter()
-    summaries = run_pipeline(pipeline, overwrite=True, progress=False)
-    wall = time.perf_counter() - started
-    return {"wall": wall, "stages": {s.stage: s.seconds for s in summaries},
-            "cuts": {s.stage: s.cuts for s in summaries}}
+    output.mkdir(parents=True, exist_ok=True)
+    trace = output / "trace.jsonl"
+    trace.unlink(missing_ok=True)
+    os.environ[TRACE_VARIABLE] = str(trace)  # the workers, spawned by the run, inherit it
+    try:
+        started = time.perf_counter()
+        summaries = run_pipeline(pipeline, overwrite=True, progress=False)
+        wall = time.perf_counter() - started
+    finally:
+        del os.environ[TRACE_VARIABLE]
+    return {"wall": wall, "stream": stream, "stages": {s.stage: s.seconds for s in summaries},
+            "cuts": {s.stage: s.cuts for s in summaries}, **busy_seconds(trace)}
+
+
+def busy_seconds(trace: Path) -> dict[str, Any]:
+    """From the workers' trace (``SYNPARA_TRACE``): seconds spent per stage (set-up and records,
+    summed over workers) and in all; the rest of workers x wall is time a worker waited."""
+    per_stage: dict[str, float] = {}
+    for line in trace.read_text().splitlines():
+        entry = json.loads(line)
+        per_stage[entry["stage"]] = (per_stage.get(entry["stage"], 0.0)
+                                     + entry["end"] - entry["start"])
+    return {"busy": per_stage, "busy_total": sum(per_stage.values())}
 
 
 # --------------------------------------------------------------------------- bare (child process)
@@ -282,30 +307,44 @@ def run_bare(output: Path, model: str, device: str, threads: int, batch_size: in
 def table(rows: list[dict[str, Any]], audio_s: float, help_s: float, machine: str) -> str:
     lines = [f"{machine}; {audio_s / 60:.1f} min of real speech; `synpara --help` {help_s:.2f} s",
              "",
-             "| model | stage | pipeline s | bare model s | load s (bare) |",
-             "|---|---|---:|---:|---:|"]
+             "| model | run | stage | stage s | worker s | bare model s | load s (bare) |",
+             "|---|---|---|---:|---:|---:|---:|"]
     loads = {"diarize": ["pyannote"], "transcribe": ["whisper"], "detect": ["yamnet", "silero"],
              "refine": []}
     for row in rows:
         bare = row["bare"] or {"model": {}, "load": {}}
+        run = _run_name(row)
         for stage in STAGE_NAMES:
             model_s = bare["model"].get(stage)
             load = sum(bare["load"].get(k, 0.0) for k in loads.get(stage, []))
-            lines.append(f"| {row['model']} | {stage} | {row['pipeline']['stages'][stage]:.1f} | "
+            busy = row["pipeline"]["busy"].get(stage, 0.0)
+            lines.append(f"| {row['model']} | {run} | {stage} | "
+                         f"{row['pipeline']['stages'][stage]:.1f} | {busy:.1f} | "
                          f"{'-' if model_s is None else f'{model_s:.1f}'} | "
                          f"{f'{load:.1f}' if load else '-'} |")
-    lines += ["", "| model | batch | workers | wall s | x real time | sum bare s | ideal s "
-              "(sum / workers) | overhead (wall / ideal) | YAMNet frames | split validations |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", "| model | run | batch | workers | wall s | x real time | workers busy | "
+              "sum bare s | loads s | ideal s | overhead | overhead, loads in ideal | "
+              "YAMNet frames | split validations |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
-        wall, bare = row["pipeline"]["wall"], row["bare"]
-        bare_sum = sum(bare["model"].values()) if bare else None
-        ideal = bare_sum / row["workers"] if bare_sum else None
-        figures = (f"{bare_sum:.1f} | {ideal:.1f} | {wall / ideal:.2f} | {bare['patches']} | "
-                   f"{bare['validations']}") if bare and ideal else "- | - | - | - | -"
-        lines.append(f"| {row['model']} | {row['batch_size']} | {row['workers']} | {wall:.1f} | "
-                     f"{audio_s / wall:.2f} | {figures} |")
+        wall, bare, workers = row["pipeline"]["wall"], row["bare"], row["workers"]
+        busy = row["pipeline"]["busy_total"] / (workers * wall)
+        figures = "- | - | - | - | - | - | -"
+        if bare and bare["model"]:
+            bare_sum = sum(bare["model"].values())
+            loads_s = sum(bare["load"].values())
+            ideal = bare_sum / workers
+            # every worker loads every model once, all workers at the same time
+            figures = (f"{bare_sum:.1f} | {loads_s:.1f} | {ideal:.1f} | {wall / ideal:.2f} | "
+                       f"{wall / (ideal + loads_s):.2f} | {bare['patches']} | "
+                       f"{bare['validations']}")
+        lines.append(f"| {row['model']} | {run} | {row['batch_size']} | {workers} | "
+                     f"{wall:.1f} | {audio_s / wall:.2f} | {busy:.0%} | {figures} |")
     return "\n".join(lines)
+
+
+def _run_name(row: dict[str, Any]) -> str:
+    return "streamed" if row["pipeline"].get("stream", True) else "one by one"
 
 
 def machine_line(device: str) -> str:
@@ -329,6 +368,8 @@ def main() -> None:
     parser.add_argument("--no-bare", action="store_true", help="the pipeline only")
     parser.add_argument("--max-cut-minutes", type=float, default=0.0,
                         help="ingest --max-cut-duration (minutes; 0: one cut per file)")
+    parser.add_argument("--stream", choices=("on", "off", "both"), default="both",
+                        help="stream records from stage to stage, run stages one by one, or both")
     parser.add_argument("--repo", default=None,
                         help="the synpara checkout to measure (default: this one)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -348,18 +389,22 @@ def main() -> None:
     workers, _ = worker_counts(args.workers)
     rows = []
     for model in args.models.split(","):
-        output = workdir / f"run-{model}"
-        print(f"# {model}: pipeline over {len(files)} files ...", file=sys.stderr)
-        pipeline = run_graph(files, output, model, args.device, args.workers, args.batch_size,
-                             args.max_cut_minutes * 60)
-        print(f"# {model}: {pipeline['wall']:.1f} s; bare models ...", file=sys.stderr)
-        # The bare models get one worker's threads: sum / workers is then the ideal wall time of
-        # the same parallel layout with nothing but the models running.
-        bare_figures = None if args.no_bare else run_bare(output, model, args.device,
-                                                          max(1, cores // workers),
-                                                          args.batch_size)
-        rows.append({"model": model, "workers": workers, "pipeline": pipeline,
-                     "bare": bare_figures, "batch_size": args.batch_size})
+        bare_figures = None
+        for stream in {"on": [True], "off": [False], "both": [False, True]}[args.stream]:
+            output = workdir / f"run-{model}{'' if stream else '-staged'}"
+            print(f"# {model}: pipeline over {len(files)} files (stream {stream}) ...",
+                  file=sys.stderr)
+            pipeline = run_graph(files, output, model, args.device, args.workers,
+                                 args.batch_size, args.max_cut_minutes * 60, stream)
+            print(f"# {model}: {pipeline['wall']:.1f} s", file=sys.stderr)
+            if bare_figures is None and not args.no_bare:
+                # The bare models get one worker's threads: sum / workers is then the ideal wall
+                # time of the same parallel layout with nothing but the models running.
+                print(f"# {model}: bare models ...", file=sys.stderr)
+                bare_figures = run_bare(output, model, args.device, max(1, cores // workers),
+                                        args.batch_size)
+            rows.append({"model": model, "workers": workers, "pipeline": pipeline,
+                         "bare": bare_figures, "batch_size": args.batch_size})
     help_s = help_seconds()
     text = table(rows, audio_s, help_s, machine_line(args.device))
     print(text)

@@ -7,7 +7,8 @@ Format (``pipelines/demo.yaml``)::
     output: output/demo                 # stage k writes OUTPUT/<kk>-<stage>/cuts.jsonl.gz
     seed: 0
     executor: {type: local, workers: 2} # or type: ray; workers: null = one per core;
-                                        # max_failures: N or a fraction (default 0)
+                                        # max_failures: N or a fraction (default 0);
+                                        # stream: false runs stages strictly one after the other
     stages:
       - ingest: {}
       - diarize: {num_speakers: 2}
@@ -17,6 +18,10 @@ Format (``pipelines/demo.yaml``)::
 each Ray actor of that stage reserves, so a cluster runs CPU and GPU stages side by side (default:
 the worker's share of the cores, no GPU). The local executor ignores it; it never enters the config
 hash (it changes where a stage runs, not what it computes).
+
+On the local executor, consecutive stages are **streamed** (``synpara.executors.stream``): a record
+goes on to the next stage as soon as it is done there, so no worker idles at a stage's end; each
+stage still writes its own directory, identical to a run of the stages one by one.
 
 ``synpara run pipelines/demo.yaml --from diarize --to transcribe`` runs a slice; the stage before
 the slice must have finished in the same output directory.
@@ -39,7 +44,7 @@ from synpara.stages import stage_class
 log = logging.getLogger(__name__)
 
 _TOP_LEVEL_KEYS = {"name", "input", "output", "seed", "executor", "stages"}
-_EXECUTOR_KEYS = {"type", "workers", "max_failures"}
+_EXECUTOR_KEYS = {"type", "workers", "max_failures", "stream"}
 #: What a stage entry's ``resources`` may reserve per Ray actor.
 RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory")
 
@@ -72,6 +77,8 @@ class Pipeline:
     executor: str = "local"
     workers: int | None = None
     max_failures: float = 0
+    #: local executor: stream records from stage to stage (False: each stage waits for the last)
+    stream: bool = True
     source: str = field(default="<memory>")
 
     def step_dir(self, step: Step) -> Path:
@@ -147,6 +154,9 @@ def pipeline_from_dict(data: dict[str, Any], source: str = "<memory>") -> Pipeli
     workers = executor.get("workers")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise SynparaError(f"executor workers must be a positive integer, got {workers!r}", source)
+    stream = executor.get("stream", True)
+    if not isinstance(stream, bool):
+        raise SynparaError(f"executor stream must be true or false, got {stream!r}", source)
     from synpara.executors.run import parse_max_failures
 
     try:
@@ -162,6 +172,7 @@ def pipeline_from_dict(data: dict[str, Any], source: str = "<memory>") -> Pipeli
         executor=executor_type,
         workers=workers,
         max_failures=max_failures,
+        stream=stream,
         source=source,
     )
 
@@ -267,9 +278,13 @@ def _run_steps(
     allow_unknown_labels: bool,
 ) -> None:
     from synpara.executors.journal import SUCCESS_FILE
-    from synpara.executors.run import require_output, run_stage
+    from synpara.executors.run import require_output, run_stage, worker_counts
+    from synpara.executors.stream import StreamStep, can_stream, run_streamed
 
-    for position in range(first, last + 1):
+    workers = workers or pipeline.workers
+    max_failures = pipeline.max_failures if max_failures is None else max_failures
+    position = first
+    while position <= last:
         step = pipeline.steps[position]
         if position == 0:
             if not pipeline.input:
@@ -284,24 +299,46 @@ def _run_steps(
                     f"stage {previous.name} has not finished; run it first (drop --from)", previous
                 )
             stage_input = str(previous / MANIFEST_NAME)
-        upstream = json.dumps(sorted(pipeline.input)) if position == 0 else hashes[position - 1]
-        log.info("stage %s -> %s", step.directory_name, pipeline.step_dir(step))
-        summary = run_stage(
-            step.stage,
-            stage_input,
-            pipeline.step_dir(step),
-            workers=workers or pipeline.workers,
-            seed=pipeline.seed,
-            overwrite=overwrite,
-            upstream=upstream,
-            progress=progress,
-            executor=executor,
-            max_failures=pipeline.max_failures if max_failures is None else max_failures,
-            oversubscribe=oversubscribe,
-            checksum_inputs=checksum_inputs,
-            allow_unknown_labels=allow_unknown_labels,
-            resources=step.resources,
-            pool=pool,
-        )
-        summaries.append(summary)
-        require_output(summary, where=f"stage {step.directory_name}")
+        # the steps from here that can take their records from the step before, one by one
+        end = position
+        if executor == "local" and pipeline.stream:
+            while end < last and can_stream(pipeline.steps[end].stage,
+                                            pipeline.steps[end + 1].stage):
+                end += 1
+        group = pipeline.steps[position:end + 1]
+
+        def upstream(index: int) -> str:
+            return json.dumps(sorted(pipeline.input)) if index == 0 else hashes[index - 1]
+
+        log.info("stage %s -> %s", " + ".join(s.directory_name for s in group),
+                 pipeline.output)
+        if len(group) > 1:
+            count, threads = worker_counts(workers, oversubscribe)
+            streamed = [StreamStep(s.stage, pipeline.step_dir(s), upstream(s.index - 1),
+                                   f"stage {s.directory_name}") for s in group]
+            summaries += run_streamed(
+                streamed, stage_input, seed=pipeline.seed, workers=count, threads=threads,
+                pool=pool, overwrite=overwrite, progress=progress, max_failures=max_failures,
+                checksum_inputs=checksum_inputs, allow_unknown_labels=allow_unknown_labels,
+            )
+        else:
+            summary = run_stage(
+                step.stage,
+                stage_input,
+                pipeline.step_dir(step),
+                workers=workers,
+                seed=pipeline.seed,
+                overwrite=overwrite,
+                upstream=upstream(position),
+                progress=progress,
+                executor=executor,
+                max_failures=max_failures,
+                oversubscribe=oversubscribe,
+                checksum_inputs=checksum_inputs,
+                allow_unknown_labels=allow_unknown_labels,
+                resources=step.resources,
+                pool=pool,
+            )
+            summaries.append(summary)
+            require_output(summary, where=f"stage {step.directory_name}")
+        position = end + 1

@@ -194,9 +194,8 @@ class Stage(ABC, Generic[ConfigT]):
 
         for line_number, data in iter_json_lines(input_path):
             cut = cut_from_dict(data, input_path, line_number)
-            text = json.dumps(data, sort_keys=True, ensure_ascii=False)
-            fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
-            yield Record(id=cut.id, source=_cut_source(cut), payload=cut, fingerprint=fingerprint)
+            yield Record(id=cut.id, source=cut_source(cut), payload=cut,
+                         fingerprint=fingerprint_of(data))
 
     def input_files(self, input_path: Any) -> list[Path]:
         """The files the stage reads, for the completion key: the manifest, or the audio files."""
@@ -215,7 +214,14 @@ class Stage(ABC, Generic[ConfigT]):
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _cut_source(cut: Cut) -> str:
+def fingerprint_of(data: dict[str, Any]) -> str:
+    """A manifest record's fingerprint: a digest of its JSON, whatever the key order."""
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def cut_source(cut: Cut) -> str:
+    """The audio file a cut comes from, for messages and the rejects manifest."""
     try:
         return str(cut.custom["synpara"]["source"]["path"])
     except (TypeError, KeyError):

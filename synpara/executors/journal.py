@@ -263,7 +263,17 @@ def prepare_directory(output_dir: Path, stage_info: dict[str, Any], overwrite: b
         )
     if overwrite:
         _clear(output_dir)
-    stage_file_tmp = output_dir / f".{STAGE_FILE}.tmp"
-    stage_file_tmp.write_text(json.dumps(stage_info, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(stage_file_tmp, stage_file)
+    _write_stage_file(output_dir, stage_info)
     return False
+
+
+def _write_stage_file(output_dir: Path, info: dict[str, Any]) -> None:
+    tmp = output_dir / f".{STAGE_FILE}.tmp"
+    tmp.write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, output_dir / STAGE_FILE)
+
+
+def set_input_key(output_dir: Path, key: str) -> None:
+    """Record in ``stage.json`` what a streamed stage read, once that is known (``stream.py``)."""
+    info = json.loads((output_dir / STAGE_FILE).read_text())
+    _write_stage_file(output_dir, {**info, "input_key": key})

@@ -8,7 +8,8 @@ A :class:`WorkerPool` can outlive one stage: ``run_pipeline`` keeps one for all 
 worker process starts and imports torch, lhotse and friends once per run instead of once per stage
 (seconds per stage on a small machine). A worker sets up the stage of the first record it gets and
 keeps it while records of that stage come; a record of the next stage drops it (and its models)
-before setting that one up, so a worker holds one stage's models at a time.
+before setting that one up, so a worker holds one stage's models at a time, or, in a streamed run
+(``stream.py``), the models of the stages streamed together.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pickle
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any
 
 from synpara.errors import SynparaError
@@ -32,28 +34,33 @@ from synpara.executors.worker import (
 )
 from synpara.stage import Record
 
-#: In a worker process: the job whose stage is set up there, and its key.
-_WORKER: dict[str, Any] = {}
+#: In a worker process: the jobs whose stages are set up there, by key.
+_WORKER: dict[str, Job] = {}
 #: Records in flight per worker: enough to keep each busy while the driver journals results.
 IN_FLIGHT_PER_WORKER = 4
 
 
-def _job_key(job: Job) -> str:
+def job_key(job: Job) -> str:
     return f"{job.config_hash} {job.output_dir} {job.threads}"
 
 
-def _worker_task(key: str, job_pickle: bytes, record: Record) -> str:
-    # The job comes with each record (pickled once by the driver: a configured, not set-up stage
-    # of a few kB), so one pool can serve stage after stage; it is unpickled and set up only when
-    # its key differs from the one held.
-    if _WORKER.get("key") != key:
-        _WORKER.clear()
+def worker_task(key: str, job_pickle: bytes, record: Record, keep: tuple[str, ...] = ()) -> str:
+    """Process ``record`` with the stage of ``key``, set up here on first use.
+
+    The job comes with each record (pickled once by the driver: a configured, not set-up stage of
+    a few kB), so one pool can serve stage after stage; it is unpickled and set up only when this
+    worker does not hold it yet. Held stages other than ``key`` and ``keep`` are dropped first, so
+    a worker holds the models of one stage (or of the stages a streamed run keeps busy) at a time.
+    """
+    if key not in _WORKER:
+        for held in [held for held in _WORKER if held not in keep]:
+            del _WORKER[held]
         gc.collect()  # free the previous stage's models before loading the next ones
         job = pickle.loads(job_pickle)
         setup_stage(job)
-        _WORKER.update(key=key, job=job)
+        _WORKER[key] = job
     # Serialised in the worker: a JSON string pickles faster than a tree of lhotse objects.
-    return record_line(_WORKER["job"], record)
+    return record_line(_WORKER[key], record)
 
 
 class WorkerPool:
@@ -90,6 +97,17 @@ class WorkerPool:
             self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
         return self._executor
 
+    def broken(self, what: str, where: Path, error: BaseException) -> SynparaError:
+        """Close a pool whose worker died (it takes no more work; the next stage starts a fresh
+        one); the error to raise."""
+        self.close()
+        return SynparaError(
+            f"{what}: a worker process died ({error}); likely out of memory, or a script that "
+            "runs synpara without an `if __name__ == '__main__':` guard. Finished records are "
+            "kept: run again to resume",
+            where,
+        )
+
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
@@ -108,7 +126,7 @@ class WorkerPool:
 def run_records(
     job: Job,
     records: Iterator[tuple[int, Record]],
-    on_done: Callable[[int, str], None],
+    on_done: Callable[[int, str], Any],
     pool: WorkerPool | None = None,
 ) -> None:
     """Process ``records`` with ``job.workers`` processes; ``on_done`` runs in this process.
@@ -125,7 +143,7 @@ def run_records(
     max_in_flight = job.workers * IN_FLIGHT_PER_WORKER
     try:
         executor = pool.executor()
-        key, job_pickle = _job_key(job), pickle.dumps(shippable(job))
+        key, job_pickle = job_key(job), pickle.dumps(shippable(job))
         in_flight: dict[Future[str], int] = {}
 
         def drain(block_until: int) -> None:
@@ -136,16 +154,10 @@ def run_records(
 
         for index, record in records:
             drain(max_in_flight - 1)
-            in_flight[executor.submit(_worker_task, key, job_pickle, record)] = index
+            in_flight[executor.submit(worker_task, key, job_pickle, record)] = index
         drain(0)
     except BrokenProcessPool as error:
-        pool.close()  # a broken pool takes no more work; the next stage starts a fresh one
-        raise SynparaError(
-            f"{job.stage.name}: a worker process died ({error}); likely out of memory, or a script "
-            "that runs synpara without an `if __name__ == '__main__':` guard. Finished records "
-            "are kept: run again to resume",
-            job.output_dir,
-        ) from error
+        raise pool.broken(job.stage.name, job.output_dir, error) from error
     finally:
         if own:
             pool.close()

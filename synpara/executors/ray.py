@@ -92,7 +92,7 @@ def _node_totals() -> list[dict[str, float]]:
 
 
 def run_records(
-    job: Job, records: Iterator[tuple[int, Record]], on_done: Callable[[int, str], None]
+    job: Job, records: Iterator[tuple[int, Record]], on_done: Callable[[int, str], Any]
 ) -> None:
     """Process ``records`` on Ray Data actors (``job.workers`` of them); results stream back."""
     import ray

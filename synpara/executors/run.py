@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 #: A runner computes the pending records and calls ``on_done(input_index, json_line)`` in the
 #: driver for each one as it finishes (in any order).
-Runner = Callable[[Job, Iterator[tuple[int, Record]], Callable[[int, str], None]], None]
+Runner = Callable[[Job, Iterator[tuple[int, Record]], Callable[[int, str], Any]], None]
 #: Reasons listed per kind in the summary line.
 TOP_REASONS = 3
 _FIGURES = re.compile(r"\d+(?:\.\d+)?")
@@ -193,8 +193,6 @@ def run_stage(
     :class:`synpara.executors.local.WorkerPool` the local runner uses (and leaves running) instead
     of starting worker processes of its own.
     """
-    from tqdm import tqdm
-
     if not isinstance(seed, int) or seed < 0:
         raise SynparaError(f"seed must be an integer >= 0, got {seed!r}")
     max_failures = parse_max_failures(max_failures)
@@ -202,59 +200,22 @@ def run_stage(
     run = runner(executor)
     # Read the first record before touching the output directory: a missing or malformed input
     # fails here, with nothing written.
-    records = _primed(stage.iter_records(input_path))
+    records = primed(stage.iter_records(input_path))
     key = input_key(stage.input_files(input_path), stage.input_kind, checksum_inputs)
-    output_dir = Path(output_dir).resolve()
-    output_dir.mkdir(parents=True, exist_ok=True)
     upstream = upstream if upstream is not None else json.dumps(input_path, default=str)
-    config_hash = stage.config_hash(seed, upstream)
-    summary = RunSummary(stage=stage.name, output_dir=str(output_dir), config_hash=config_hash)
-    stage_info = {
-        "stage": stage.name,
-        "version": stage.version,
-        "config": stage.config.to_dict(),
-        "seed": seed,
-        "config_hash": config_hash,
-        "input": input_path,
-        "input_key": key,
-    }
-    started = time.monotonic()
-    with OutputLock(output_dir):
-        if prepare_directory(output_dir, stage_info, overwrite):
-            log.info("%s: already complete in %s, skipped", stage.name, output_dir)
-            return _skipped_summary(summary, output_dir)
-
-        done_log = DoneLog(output_dir / PARTS_DIR / DONE_FILE)
-        present: dict[str, int] = {}  # id -> input index, of every record in today's input
-        pending = _pending_records(
-            records, done_log, present, summary, stage.input_kind, allow_unknown_labels
-        )
+    output = StageOutput(stage, Path(output_dir), stage_info(stage, seed, upstream, input_path,
+                                                             key))
+    with output:
+        if output.open(overwrite, progress):
+            return output.summary
+        pending = pending_records(records, output, stage.input_kind, allow_unknown_labels)
         # Start no more workers than there are records to do (and none when all are done).
         head = list(itertools.islice(pending, workers))
-        if summary.resumed:
-            log.info("%s: %d records already done, kept", stage.name, summary.resumed)
-        bar = tqdm(desc=stage.name, unit="rec", disable=not progress, dynamic_ncols=True)
-        failures: Counter[str] = Counter()
-
-        def on_done(index: int, line: str) -> None:
-            entry = json.loads(line)
-            bar.update(1)
-            if "failed" in entry:
-                log.warning("%s: %s failed: %s", stage.name, entry["id"], entry["failed"])
-                log.debug("%s", entry.get("traceback", ""))
-                failures[entry["failed"]] += 1
-                return
-            if "detail" in entry:  # one line in the rejects manifest, the whole text under -v
-                log.debug("%s: %s rejected:\n%s", stage.name, entry["id"], entry.pop("detail"))
-                line = dumps(entry)
-            done_log.append(index, entry["id"], entry.get("fingerprint", ""), line)
-            summary.processed += 1
-
         job = Job(
             stage=stage,
             seed=seed,
-            output_dir=output_dir,
-            config_hash=config_hash,
+            output_dir=output.output_dir,
+            config_hash=output.summary.config_hash,
             workers=max(1, len(head)),
             threads=threads,
             resources=dict(resources or {}),
@@ -262,36 +223,130 @@ def run_stage(
         try:
             if head:
                 extra = {"pool": pool} if pool is not None and executor == "local" else {}
-                run(job, itertools.chain(head, pending), on_done, **extra)
+                run(job, itertools.chain(head, pending), output.on_done, **extra)
             else:
                 for _ in pending:  # nothing to process; still read the input to the end
                     pass
         finally:
-            bar.close()
-            done_log.close()
-        summary.inputs = len(present)
-        summary.dropped = sum(1 for record_id in done_log.offsets if record_id not in present)
-        summary.failed = sum(failures.values())
-        summary.failure_reasons = dict(failures.most_common(TOP_REASONS))
+            output.close_journal()
+        return output.finish(max_failures, seed)
+
+
+def stage_info(stage: Stage, seed: int, upstream: str, input_path: Any, key: str
+               ) -> dict[str, Any]:
+    """What ``stage.json`` records: what produced the directory and what it read."""
+    return {
+        "stage": stage.name,
+        "version": stage.version,
+        "config": stage.config.to_dict(),
+        "seed": seed,
+        "config_hash": stage.config_hash(seed, upstream),
+        "input": input_path,
+        "input_key": key,
+    }
+
+
+class StageOutput:
+    """One stage's output directory while a run writes it: its lock, its journal, its counts.
+
+    :func:`run_stage` drives one at a time; ``stream.py`` drives several at once. Used as a
+    context manager: the lock is held from :meth:`open` until the ``with`` block ends.
+    """
+
+    def __init__(self, stage: Stage, output_dir: Path, info: dict[str, Any]) -> None:
+        self.stage = stage
+        self.output_dir = output_dir.resolve()
+        self.info = info
+        self.summary = RunSummary(stage=stage.name, output_dir=str(self.output_dir),
+                                  config_hash=info["config_hash"])
+        #: id -> sort key (input index, or a tuple of them), of every record in today's input
+        self.present: dict[str, Any] = {}
+        self.failures: Counter[str] = Counter()
+        self.done_log: DoneLog | None = None
+        self.started = time.monotonic()
+        self._lock = OutputLock(self.output_dir)
+        self._bar: Any = None
+
+    def __enter__(self) -> StageOutput:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self._lock.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close_journal()
+        self._lock.__exit__()
+
+    def open(self, overwrite: bool, progress: bool, bar_position: int = 0) -> bool:
+        """Check the directory; True when the stage is already complete there (then
+        ``summary`` holds its counts). Otherwise the journal is open for :meth:`on_done`."""
+        from tqdm import tqdm
+
+        if prepare_directory(self.output_dir, self.info, overwrite):
+            log.info("%s: already complete in %s, skipped", self.stage.name, self.output_dir)
+            _skipped_summary(self.summary, self.output_dir)
+            return True
+        self.done_log = DoneLog(self.output_dir / PARTS_DIR / DONE_FILE)
+        self._bar = tqdm(desc=self.stage.name, unit="rec", disable=not progress,
+                         dynamic_ncols=True, position=bar_position)
+        return False
+
+    @property
+    def journal(self) -> DoneLog:
+        if self.done_log is None:
+            raise RuntimeError(f"{self.stage.name}: the output is not open")
+        return self.done_log
+
+    def on_done(self, index: int, line: str) -> dict[str, Any] | None:
+        """Journal one record's result line; returns its entry, or None when it failed."""
+        entry = json.loads(line)
+        self._bar.update(1)
+        if "failed" in entry:
+            log.warning("%s: %s failed: %s", self.stage.name, entry["id"], entry["failed"])
+            log.debug("%s", entry.get("traceback", ""))
+            self.failures[entry["failed"]] += 1
+            return None
+        if "detail" in entry:  # one line in the rejects manifest, the whole text under -v
+            log.debug("%s: %s rejected:\n%s", self.stage.name, entry["id"], entry.pop("detail"))
+            line = dumps(entry)
+        self.journal.append(index, entry["id"], entry.get("fingerprint", ""), line)
+        self.summary.processed += 1
+        return entry
+
+    def close_journal(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        if self.done_log is not None:
+            self.done_log.close()
+
+    def finish(self, max_failures: float, seed: int) -> RunSummary:
+        """After every record came back: refuse too many failures, else write the manifest and
+        the rejects in input order, run ``finalise``, compact the journal, write ``_SUCCESS``."""
+        self.close_journal()
+        summary, done_log = self.summary, self.journal
+        summary.inputs = len(self.present)
+        summary.dropped = sum(1 for record_id in done_log.offsets
+                              if record_id not in self.present)
+        summary.failed = sum(self.failures.values())
+        summary.failure_reasons = dict(self.failures.most_common(TOP_REASONS))
         allowed = max_failures if max_failures >= 1 else math.floor(max_failures * summary.inputs)
         if summary.failed > allowed:
             kept = len(done_log.offsets) - summary.dropped
             raise SynparaError(
-                f"{stage.name}: {summary.failed} of {summary.inputs} records failed "
+                f"{self.stage.name}: {summary.failed} of {summary.inputs} records failed "
                 f"({_reasons_text(summary.failure_reasons)}); the {kept} done are kept: fix the "
                 "cause and run again to retry the rest (-v shows tracebacks; --max-failures "
                 "accepts some)",
-                output_dir,
+                self.output_dir,
             )
-        ids = [record_id for record_id, _ in sorted(present.items(), key=lambda item: item[1])]
+        ids = [record_id for record_id, _ in sorted(self.present.items(), key=lambda i: i[1])]
         done_ids = [record_id for record_id in ids if record_id in done_log.offsets]
-        _write_outputs(stage, output_dir, done_log, done_ids, summary)
-        _run_finalise(stage, output_dir, seed, summary)
+        _write_outputs(self.stage, self.output_dir, done_log, done_ids, summary)
+        _run_finalise(self.stage, self.output_dir, seed, summary)
         done_log.compact(done_ids)
-        summary.seconds = round(time.monotonic() - started, 3)
-        _write_success(output_dir, summary)
-    log.debug("%s", summary.line())
-    return summary
+        summary.seconds = round(time.monotonic() - self.started, 3)
+        _write_success(self.output_dir, summary)
+        log.debug("%s", summary.line())
+        return summary
 
 
 def _skipped_summary(summary: RunSummary, output_dir: Path) -> RunSummary:
@@ -303,19 +358,21 @@ def _skipped_summary(summary: RunSummary, output_dir: Path) -> RunSummary:
     return summary
 
 
-def _primed(records: Iterator[Record]) -> Iterator[Record]:
+def primed(records: Iterator[Record]) -> Iterator[Record]:
     first = next(records, None)
     return iter(()) if first is None else itertools.chain([first], records)
 
 
-def _pending_records(
+def pending_records(
     records: Iterator[Record],
-    done_log: DoneLog,
-    present: dict[str, int],
-    summary: RunSummary,
+    output: StageOutput,
     input_kind: str,
     allow_unknown_labels: bool,
+    on_resumed: Callable[[int, Record], None] | None = None,
 ) -> Iterator[tuple[int, Record]]:
+    """The records ``output``'s journal does not hold yet, checked, with their input index;
+    each record is noted in ``output.present``; ``on_resumed`` hears of the others."""
+    present, done_log, summary = output.present, output.journal, output.summary
     for index, record in enumerate(records):
         if record.id in present:
             # The first record keeps the id; the duplicate is rejected under an id of its own.
@@ -324,12 +381,19 @@ def _pending_records(
         present[record.id] = index
         if done_log.is_done(record.id, record.fingerprint):
             summary.resumed += 1
+            if on_resumed is not None:
+                on_resumed(index, record)
             continue
-        if input_kind == "manifest" and not isinstance(record.payload, Reject):
-            problem = validate_cut(record.payload, allow_unknown_labels=allow_unknown_labels)
-            if problem:
-                record = Record(record.id, record.source, Reject(problem), record.fingerprint)
-        yield index, record
+        yield index, checked(record, input_kind, allow_unknown_labels)
+
+
+def checked(record: Record, input_kind: str, allow_unknown_labels: bool) -> Record:
+    """``record``, or a rejected one when its cut breaks the manifest conventions."""
+    if input_kind == "manifest" and not isinstance(record.payload, Reject):
+        problem = validate_cut(record.payload, allow_unknown_labels=allow_unknown_labels)
+        if problem:
+            return Record(record.id, record.source, Reject(problem), record.fingerprint)
+    return record
 
 
 def _write_outputs(

@@ -14,7 +14,9 @@ per record; they import this module and nothing else of the package's executors.
 
 from __future__ import annotations
 
+import json
 import os
+import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -59,6 +61,8 @@ def shippable(job: Job) -> Job:
     return replace(job, stage=type(job.stage)(job.stage.config))
 
 
+#: A file every process appends per-record timings to, when set (benchmarks only).
+TRACE_VARIABLE = "SYNPARA_TRACE"
 #: What OpenMP, MKL and OpenBLAS read, once, when they load (numpy loads OpenBLAS on import).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -81,8 +85,21 @@ def limit_threads(threads: int) -> None:
 
 def setup_stage(job: Job) -> None:
     """Set up ``job.stage`` in this worker with the worker's share of the cores."""
+    started = time.time()
     limit_threads(job.threads)
     job.stage.setup(job.threads)
+    _trace(job.stage.name, "(setup)", started)
+
+
+def _trace(stage: str, what: str, started: float) -> None:
+    """Append one timing line to ``$SYNPARA_TRACE`` (when set): which process spent which wall
+    seconds on what, so a benchmark can say where a run's time went (see benchmarks/pipeline.py)."""
+    path = os.environ.get(TRACE_VARIABLE)
+    if path:
+        line = json.dumps({"stage": stage, "id": what, "pid": os.getpid(), "start": started,
+                           "end": time.time()})
+        with open(path, "a", encoding="utf-8") as handle:  # one short line: appends atomically
+            handle.write(line + "\n")
 
 
 def first_line(text: str) -> str:
@@ -145,4 +162,7 @@ def record_line(job: Job, record: Record) -> str:
 
     Serialised in the worker: a JSON string pickles faster than a tree of lhotse objects.
     """
-    return dumps(process_record(job, record))
+    started = time.time()
+    line = dumps(process_record(job, record))
+    _trace(job.stage.name, record.id, started)
+    return line
