@@ -328,6 +328,7 @@ def table(rows: list[dict[str, Any]], audio_s: float, help_s: float, machine: st
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         wall, bare, workers = row["pipeline"]["wall"], row["bare"], row["workers"]
+        run = _run_name(row)
         busy = row["pipeline"]["busy_total"] / (workers * wall)
         figures = "- | - | - | - | - | - | -"
         if bare and bare["model"]:
