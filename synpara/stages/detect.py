@@ -52,9 +52,10 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -107,6 +108,19 @@ def _check_labels(values: dict[str, float], what: str, probability: bool) -> Non
             raise SynparaError(f"detect: {what} for {label} must be within (0, 1], got {value}")
         if not probability and value < 0:
             raise SynparaError(f"detect: {what} for {label} must be >= 0, got {value}")
+
+
+#: Options only the YAMNet rules (and the ast/panns detectors they drive) read; the trained head
+#: has its own thresholds and frame timing. (``vad`` is not here: off, it is harmless to a head.)
+RULE_OPTIONS = frozenset({
+    "hop", "fine_hop", "candidate", "thresholds", "raw_thresholds", "gap_factor", "word_factor",
+    "speech_weight", "hysteresis", "relabel_gap", "label_windows", "laughter_min_pulses",
+    "pulse_factor"})
+
+
+def _default(option: dataclasses.Field) -> Any:
+    factory = option.default_factory
+    return factory() if factory is not dataclasses.MISSING else option.default
 
 
 @dataclass(frozen=True)
@@ -194,6 +208,15 @@ class DetectConfig(StageConfig):
         _check_labels(self.thresholds, "threshold", probability=True)
         _check_labels(self.raw_thresholds, "raw threshold", probability=True)
         _check_labels(self.min_event_durations, "min event duration", probability=False)
+        if self.detector.startswith("head"):
+            changed = [f.name for f in dataclasses.fields(self)
+                       if f.name in RULE_OPTIONS and getattr(self, f.name) != _default(f)]
+            if changed:
+                # Silently ignored, a tuned threshold would look like a result.
+                raise SynparaError(
+                    f"detect: {', '.join(changed)} tune(s) the YAMNet rules, not the trained "
+                    f"head ({self.detector}), which carries its own thresholds: pass "
+                    "--detector yamnet to use them, or retrain the head (train-detector)")
 
     def threshold_map(self) -> dict[str, float]:
         return {**DEFAULT_THRESHOLDS, **self.thresholds}
@@ -205,7 +228,7 @@ class DetectConfig(StageConfig):
 class Detect(Stage[DetectConfig]):
     """Detect nonverbal vocalizations and background sounds; events go to ``alignment["event"]``.
 
-    >>> stage = Detect(DetectConfig(thresholds={"laughter": 0.3}))
+    >>> stage = Detect(DetectConfig(detector="yamnet", thresholds={"laughter": 0.3}))
     >>> stage.setup()                                            # doctest: +SKIP
     >>> cut = stage.process(cut, context)                        # doctest: +SKIP
     >>> [(e.symbol, e.start, e.duration) for e in items(cut, "event")]   # doctest: +SKIP
@@ -233,7 +256,7 @@ class Detect(Stage[DetectConfig]):
 
             self.audioset_background = class_map(yamnet_class_names()).background
         self.vad = None
-        if self.config.vad:
+        if self.config.vad and not hasattr(self.detector, "analyse"):  # a head finds no stretches
             from synpara.models.vad import load_silero_vad
 
             self.vad = load_silero_vad()

@@ -212,13 +212,26 @@ def test_config_rejects_absurd_values():
         DetectConfig(pulse_factor=2.0).validate()
     with pytest.raises(SynparaError, match="label_windows"):
         DetectConfig(label_windows=0).validate()
-    config = Detect.from_params({"thresholds": ["laughter=0.5"]}).config
+    config = Detect.from_params({"detector": "yamnet", "thresholds": ["laughter=0.5"]}).config
     assert config.threshold_map()["laughter"] == 0.5
     assert config.threshold_map()["cough"] == 0.2  # the other defaults stay
     # YAML gives a mapping; integers become floats
-    config = Detect.from_params({"thresholds": {"laughter": 1},
+    config = Detect.from_params({"detector": "yamnet", "thresholds": {"laughter": 1},
                                  "min_event_durations": {"*": 0}}).config
     assert config.thresholds == {"laughter": 1.0} and config.min_duration_map()["*"] == 0.0
+
+
+def test_rule_options_on_the_trained_head_are_an_error_not_ignored():
+    # the head carries its own thresholds: a tuned rule option would silently do nothing
+    with pytest.raises(SynparaError, match=r"word_factor, hysteresis tune\(s\) the YAMNet rules"):
+        Detect.from_params({"hysteresis": 0.5, "word_factor": 3.0})
+    with pytest.raises(SynparaError, match="thresholds tune.*--detector yamnet"):
+        Detect.from_params({"detector": "head:my.pt", "thresholds": {"laughter": 0.4}})
+    # what the head path does read stays open, and the defaults of the rest pass
+    config = Detect.from_params({"merge_gap": 0.5, "min_event_durations": {"*": 0.1},
+                                 "energy_edges": False, "vad": False,
+                                 "word_factor": 2.5}).config
+    assert config.merge_gap == 0.5
 
 
 # --------------------------------------------------------------------------- CLI
