@@ -1,13 +1,16 @@
 """Expected time of a large run, computed from the per-stage rates that pipeline.py measured.
 
-Reads the ``--json`` file of ``pipeline.py``. Per stage, the measured **cost** is core-seconds per
-audio second: the stage's seconds in the pipeline run x the cores of that machine / the audio's
-seconds (model loads, executor and the stage's own signal processing included). A CPU stage on a
-cluster of ``--cpu-cores`` then processes ``cores / cost`` audio seconds per second. A GPU stage
-(``--gpu-stages``) runs at an *assumed* real-time factor per GPU (``--gpu-rt``: no GPU was lent to
-measure it; the defaults are stated in the README with their sources) times ``--gpus``. Stages run
-one after another (synpara runs a pipeline stage by stage), so the hours add up; ``--efficiency``
-discounts the cluster for stragglers, start-up and I/O.
+Reads the ``--json`` file of ``pipeline.py`` (its streamed run when it holds one). Per stage, the
+measured **cost** is core-seconds per audio second: the workers' busy seconds in that stage
+(set-up and records, from the run's trace) x each worker's cores / the audio's seconds (model
+loads and the stage's own signal processing included, a worker's idle time not: on a cluster's
+many records the tails vanish); for a JSON without a trace, the stage's seconds x the machine's
+cores. A CPU stage on a cluster of ``--cpu-cores`` then processes ``cores / cost`` audio seconds
+per second. A GPU stage (``--gpu-stages``) runs at an *assumed* real-time factor per GPU
+(``--gpu-rt``: no GPU was lent to measure it; the defaults are stated in the README with their
+sources) times ``--gpus``. Stages run one after another (on Ray, synpara runs a pipeline stage by
+stage), so the hours add up; ``--efficiency`` discounts the cluster for stragglers, start-up and
+I/O.
 
     python benchmarks/plan.py bench.json --model base --hours 1000 --cpu-cores 256 --gpus 8
 
@@ -35,7 +38,10 @@ def main() -> None:
     parser.add_argument("--efficiency", type=float, default=0.8)
     args = parser.parse_args()
     figures = json.loads(Path(args.figures).read_text())
-    (row,) = [r for r in figures["rows"] if r["model"] == args.model]
+    rows = [r for r in figures["rows"] if r["model"] == args.model]
+    row = next((r for r in rows if r["pipeline"].get("stream", True)), rows[0])
+    busy = row["pipeline"].get("busy")
+    cores_per_worker = args.cores / row["workers"]
     audio_s, total_s = figures["audio_s"], args.hours * 3600
     gpu_stages = set(filter(None, args.gpu_stages.split(",")))
     gpu_rt = {k: float(v) for k, v in (item.split("=") for item in args.gpu_rt.split(",") if item)}
@@ -45,7 +51,7 @@ def main() -> None:
              "|---|---:|---|---:|---:|"]
     hours_total = 0.0
     for stage, seconds in row["pipeline"]["stages"].items():
-        cost = seconds * args.cores / audio_s
+        cost = (busy[stage] * cores_per_worker if busy else seconds * args.cores) / audio_s
         if stage in gpu_stages and args.gpus:
             rate, where = gpu_rt[stage] * args.gpus, f"{args.gpus} GPUs (assumed)"
         else:
