@@ -1,5 +1,7 @@
 """The executor streams: the driver's peak memory is bound by its in-flight window of records, not
-by the manifest's size (2,000 records of 20 kB each hold 40 MB the driver must never gather)."""
+by the manifest's size (2,000 records of 20 kB each hold 40 MB the driver must never gather), one
+stage at a time and with stages streamed into each other (``stream.py``: records waiting for the
+next stage must not pile up in the driver either)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from synpara.stage import Stage, StageConfig
 from tests.conftest import REPO, cut_for_file
@@ -34,6 +38,15 @@ class _DropBlob(Stage[_NoOptions]):
         return cut
 
 
+class _PassBlob(_DropBlob):
+    """Returns each cut as it came, bulk included: the next stage's records are as big."""
+
+    name = "pass-blob"
+
+    def process(self, cut, context):
+        return cut
+
+
 def _manifest(folder: Path, records: int, audio: Path) -> Path:
     """``records`` cuts over one real file, each carrying ``BLOB_BYTES`` of custom data."""
     base = cut_for_file(audio, "rec").to_dict()
@@ -51,10 +64,12 @@ def _manifest(folder: Path, records: int, audio: Path) -> Path:
 # each stage runs: libraries are imported before the first sample, so growth is the executor's.
 _CHILD = """
 import json, resource, sys, threading, time
+from pathlib import Path
 import lhotse, numpy, torch  # noqa: F401  (imported before measuring)
 from synpara.executors.local import WorkerPool
 from synpara.executors.run import run_stage
-from tests.test_executor_memory import _DropBlob
+from synpara.executors.stream import StreamStep, run_streamed
+from tests.test_executor_memory import _DropBlob, _PassBlob
 
 def rss_mb():
     with open("/proc/self/statm") as handle:
@@ -68,8 +83,14 @@ def measured(manifest, output, pool):
     sampler = threading.Thread(target=sample)
     sampler.start()
     before = peak[0]
-    summary = run_stage(_DropBlob(), manifest, output, workers=2, progress=False,
-                        oversubscribe=True, pool=pool)
+    if sys.argv[5] == "streamed":
+        steps = [StreamStep(_PassBlob(), Path(output) / "pass", "up", "pass"),
+                 StreamStep(_DropBlob(), Path(output) / "drop", "pass", "drop")]
+        summary = run_streamed(steps, manifest, seed=0, workers=2, threads=1, pool=pool,
+                               progress=False)[-1]
+    else:
+        summary = run_stage(_DropBlob(), manifest, output, workers=2, progress=False,
+                            oversubscribe=True, pool=pool)
     done.set()
     sampler.join()
     return {"cuts": summary.cuts, "growth_mb": max(peak) - before}
@@ -81,13 +102,14 @@ print(json.dumps([small, large]))
 """
 
 
-def test_driver_memory_is_bound_by_the_window_not_the_manifest(tmp_path, shared_data):
+@pytest.mark.parametrize("mode", ["one stage", "streamed"])
+def test_driver_memory_is_bound_by_the_window_not_the_manifest(tmp_path, shared_data, mode):
     audio = shared_data / "speech/jfk/jfk.wav"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH",
                                                                                   "")])}
     arguments = [_manifest(tmp_path, 100, audio), _manifest(tmp_path, 2_000, audio),
                  tmp_path / "out100", tmp_path / "out2000"]
-    result = subprocess.run([sys.executable, "-c", _CHILD, *map(str, arguments)], env=env,
+    result = subprocess.run([sys.executable, "-c", _CHILD, *map(str, arguments), mode], env=env,
                             check=True, capture_output=True, text=True, cwd=REPO)
     small, large = json.loads(result.stdout.strip().splitlines()[-1])
     assert small["cuts"] == 100 and large["cuts"] == 2_000
