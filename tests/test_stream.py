@@ -70,6 +70,9 @@ def test_streamed_stages_write_what_the_stages_one_by_one_write(tmp_path, shared
             assert key == input_key([previous / "cuts.jsonl.gz"], "manifest") != STREAMED_KEY
         previous = ours
     assert [s.cuts for s in streamed] == [s.cuts for s in staged]
+    # stages streamed together overlap in wall time; each tells its own cost in worker seconds
+    assert all(s.worker_seconds > 0 for s in streamed)
+    assert "s in workers)" in streamed[1].line()
     export = tmp_path / "streamed/03-export"
     assert (export / "nemo_manifest.json").read_text().count("\n") == streamed[2].cuts  # finalise
 

@@ -73,6 +73,8 @@ class RunSummary:
     failed: int = 0  # records that failed (not journalled: a rerun retries them)
     cuts: int = 0  # cuts in the final manifest
     seconds: float = 0.0
+    #: seconds the workers spent on this run's records (streamed stages overlap in ``seconds``)
+    worker_seconds: float = 0.0
     skipped: bool = False  # the whole stage was already complete
     reject_reasons: dict[str, int] = field(default_factory=dict)  # the most frequent, counted
     failure_reasons: dict[str, int] = field(default_factory=dict)
@@ -98,7 +100,7 @@ class RunSummary:
         return (
             f"{self.stage}: {self.cuts} cuts from {self.inputs} records, "
             f"{self.rejected} rejected{rejected}{failed}{resumed}{dropped} "
-            f"-> {self.manifest} ({self.seconds:.1f} s)"
+            f"-> {self.manifest} ({self.seconds:.1f} s; {self.worker_seconds:.1f} s in workers)"
         )
 
 
@@ -300,6 +302,8 @@ class StageOutput:
         """Journal one record's result line; returns its entry, or None when it failed."""
         entry = json.loads(line)
         self._bar.update(1)
+        self.summary.worker_seconds = round(self.summary.worker_seconds
+                                            + entry.get("seconds", 0.0), 3)
         if "failed" in entry:
             log.warning("%s: %s failed: %s", self.stage.name, entry["id"], entry["failed"])
             log.debug("%s", entry.get("traceback", ""))

@@ -160,9 +160,13 @@ def process_record(job: Job, record: Record) -> dict[str, Any]:
 def record_line(job: Job, record: Record) -> str:
     """Process one record with an already set-up stage; the JSON line sent back to the driver.
 
-    Serialised in the worker: a JSON string pickles faster than a tree of lhotse objects.
+    Serialised in the worker: a JSON string pickles faster than a tree of lhotse objects. Carries
+    the seconds the worker spent on it (journalled, never in a manifest): stages streamed into
+    each other overlap in time, so their cost is told by these, summed.
     """
     started = time.time()
-    line = dumps(process_record(job, record))
+    outcome = process_record(job, record)
+    outcome["seconds"] = round(time.time() - started, 3)
+    line = dumps(outcome)
     _trace(job.stage.name, record.id, started)
     return line
