@@ -126,8 +126,7 @@ def _viterbi_block(
     m = max(1, int(round(config.min_word / HOP)))
     frames = last_frame - first_frame
     if frames < n * m:  # not enough room: spread the words evenly
-        edges = np.linspace(first_frame, last_frame, n + 1).astype(int)
-        return [(int(a), int(max(b, a + 1))) for a, b in zip(edges[:-1], edges[1:])]
+        return _spread(first_frame, last_frame, n)
     activity = np.clip(features.activity[first_frame:last_frame], 1e-4, 1 - 1e-4)
     # A word holds quiet frames of its own (stop closures before a burst, a pause inside "wan-ts"):
     # inside a word a quiet frame costs a bounded amount, else the cheapest path would put word
@@ -225,8 +224,19 @@ def _viterbi_block(
     spans: list[tuple[int, int]] = []
     for i in range(n):
         inside = np.flatnonzero(word_of[path] == i)
+        if inside.size == 0:
+            # Every path was impossible (words Whisper put past the end of the audio, beyond
+            # ``hard_limit`` of any frame here): the best of them skipped a word. Spread instead.
+            return _spread(first_frame, last_frame, n)
         spans.append((first_frame + int(inside[0]), first_frame + int(inside[-1]) + 1))
     return spans
+
+
+def _spread(first_frame: int, last_frame: int, n: int) -> list[tuple[int, int]]:
+    """``n`` word spans spread evenly over ``[first_frame, last_frame)``, in order and apart: a
+    frame or more each where there is room, none where there is not (words past the audio)."""
+    edges = np.linspace(first_frame, last_frame, n + 1).astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
 def _blocks(words: Sequence[tuple[float, float]], max_words: int) -> list[range]:
@@ -234,8 +244,9 @@ def _blocks(words: Sequence[tuple[float, float]], max_words: int) -> list[range]
     if len(words) <= max_words:
         return [range(len(words))]
     gaps = [words[i + 1][0] - words[i][1] for i in range(len(words) - 1)]
-    lo, hi = max_words // 2, max_words
-    cut = lo + int(np.argmax(gaps[lo - 1 : hi - 1])) if len(gaps) >= hi - 1 else max_words
+    lo, hi = max(1, max_words // 2), max_words  # a cut after at least one word
+    window = gaps[lo - 1 : hi - 1]  # the pauses after word lo ... hi - 1
+    cut = lo + int(np.argmax(window)) if window else max_words
     rest = _blocks(words[cut:], max_words)
     return [range(cut)] + [range(r.start + cut, r.stop + cut) for r in rest]
 
@@ -348,7 +359,9 @@ def snap_words(
         block_words = [local[i] for i in block]
         first = int(np.floor((min(s for s, _ in block_words) - config.hard_limit) / HOP))
         last = int(np.ceil((max(e for _, e in block_words) + config.hard_limit) / HOP))
-        first = max(0, first, spans[-1][1] if spans else 0)
+        # never before the previous block's last word, nor past the audio (Whisper can time
+        # words after its end: they get no frames, at the end)
+        first = min(total, max(0, first, spans[-1][1] if spans else 0))
         last = min(total, max(last, first + 1))
         spans.extend(
             _viterbi_block(features, block_words, first, last, config, [kinds[i] for i in block])
