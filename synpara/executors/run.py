@@ -73,6 +73,8 @@ class RunSummary:
     failed: int = 0  # records that failed (not journalled: a rerun retries them)
     cuts: int = 0  # cuts in the final manifest
     seconds: float = 0.0
+    #: run streamed with the stage before it: ``seconds`` then counts from the stream's start
+    streamed: bool = False
     #: seconds the workers spent on this run's records (streamed stages overlap in ``seconds``)
     worker_seconds: float = 0.0
     skipped: bool = False  # the whole stage was already complete
@@ -100,7 +102,8 @@ class RunSummary:
         return (
             f"{self.stage}: {self.cuts} cuts from {self.inputs} records, "
             f"{self.rejected} rejected{rejected}{failed}{resumed}{dropped} "
-            f"-> {self.manifest} ({self.seconds:.1f} s; {self.worker_seconds:.1f} s in workers)"
+            f"-> {self.manifest} ({'done at ' if self.streamed else ''}{self.seconds:.1f} s"
+            f"{' of the stream' if self.streamed else ''}; {self.worker_seconds:.1f} s in workers)"
         )
 
 
@@ -278,9 +281,11 @@ class StageOutput:
         self.close_journal()
         self._lock.__exit__()
 
-    def open(self, overwrite: bool, progress: bool, bar_position: int = 0) -> bool:
+    def open(self, overwrite: bool, progress: bool, bar: Any = None) -> bool:
         """Check the directory; True when the stage is already complete there (then
-        ``summary`` holds its counts). Otherwise the journal is open for :meth:`on_done`."""
+        ``summary`` holds its counts). Otherwise the journal is open for :meth:`on_done`.
+        ``bar``: what counts finished records (``update(1)``, ``close()``) instead of a tqdm bar
+        of the stage's own."""
         from tqdm import tqdm
 
         if prepare_directory(self.output_dir, self.info, overwrite):
@@ -288,8 +293,8 @@ class StageOutput:
             _skipped_summary(self.summary, self.output_dir)
             return True
         self.done_log = DoneLog(self.output_dir / PARTS_DIR / DONE_FILE)
-        self._bar = tqdm(desc=self.stage.name, unit="rec", disable=not progress,
-                         dynamic_ncols=True, position=bar_position)
+        self._bar = bar or tqdm(desc=self.stage.name, unit="rec", disable=not progress,
+                                dynamic_ncols=True)
         return False
 
     @property
@@ -315,6 +320,12 @@ class StageOutput:
         self.journal.append(index, entry["id"], entry.get("fingerprint", ""), line)
         self.summary.processed += 1
         return entry
+
+    def set_bar(self, bar: Any) -> None:
+        """Count records with ``bar`` from now on (the stage's own bar is closed)."""
+        if self._bar is not None:
+            self._bar.close()
+        self._bar = bar
 
     def close_journal(self) -> None:
         if self._bar is not None:

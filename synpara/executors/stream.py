@@ -106,12 +106,17 @@ def run_streamed(
                             checksum_inputs)
             info = stage_info(first.stage, seed, first.upstream, input_path, key)
             output = stack.enter_context(StageOutput(first.stage, first.output_dir, info))
-            if not output.open(overwrite, progress):
+            if not output.open(overwrite, progress=False):  # the stream's bar counts for it
                 break
             summaries.append(output.summary)
             require_output(output.summary, where=first.where)
             input_path = str(output.output_dir / MANIFEST_NAME)
             steps = steps[1:]
+        # One bar for the stream (records done per stage after it): bars of their own would need
+        # a terminal to stack, and in a log their cursor moves are noise.
+        bar = stack.enter_context(_StreamBar([step.stage.name for step in steps], progress))
+        output.set_bar(bar.counter(0))
+        output.summary.streamed = len(steps) > 1
         outputs = [output]
         for step in steps[1:]:
             step_input = str(outputs[-1].output_dir / MANIFEST_NAME)
@@ -122,7 +127,8 @@ def run_streamed(
             # A later step's directory is opened when its first record comes: a step before it
             # that leaves nothing stops the run with no trace of the steps it never fed.
             stack.enter_context(outputs[position])
-            outputs[position].open(overwrite, progress, bar_position=position)
+            outputs[position].open(overwrite, progress, bar=bar.counter(position))
+            outputs[position].summary.streamed = True
 
         flow = _Flow(outputs, open_output, seed, workers, threads, allow_unknown_labels)
         try:
@@ -138,6 +144,49 @@ def run_streamed(
             summaries.append(output.finish(max_failures, seed))
             require_output(output.summary, where=step.where)
     return summaries
+
+
+class _StreamBar:
+    """A tqdm bar over every record of a stream, with each stage's count after it."""
+
+    def __init__(self, names: list[str], progress: bool) -> None:
+        from tqdm import tqdm
+
+        self.names = names
+        self.counts = [0] * len(names)
+        self.bar = tqdm(desc=" + ".join(names), unit="rec", disable=not progress,
+                        dynamic_ncols=True)
+
+    def counter(self, position: int) -> _StageCounter:
+        return _StageCounter(self, position)
+
+    def update(self, position: int) -> None:
+        self.counts[position] += 1
+        self.bar.set_postfix_str(
+            " ".join(f"{name} {count}" for name, count in zip(self.names, self.counts)),
+            refresh=False)
+        self.bar.update(1)
+
+    def __enter__(self) -> _StreamBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+
+@dataclass
+class _StageCounter:
+    """What a stage's output counts its records with, in a stream: the stream's bar."""
+
+    stream: _StreamBar
+    position: int
+
+    def update(self, count: int = 1) -> None:
+        for _ in range(count):
+            self.stream.update(self.position)
+
+    def close(self) -> None:
+        """The stream closes its bar."""
 
 
 class _Flow:
