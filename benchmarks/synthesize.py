@@ -7,7 +7,8 @@ its own record, so voices and insertions differ), then:
 1. **pipeline**: ``synpara.pipeline.run_pipeline`` over the YAML's stages (its options, the gate
    included unless ``--gate``), timed as a whole (wall; x real time = seconds of synthesized
    speech written / wall) and per stage (the executor's seconds: worker start-up, model loads,
-   journal and manifests included);
+   journal and manifests included; from the run's start when streamed) and the workers' seconds on
+   its records; streamed (the default) and with the stages one by one (``--stream``);
 2. **bare**: in a fresh child process with one worker's threads, each stage built from the same
    options, ``setup()`` timed apart (model loads: Whisper, CAM++, DNSMOS for the gate), then
    ``process()`` called directly on the records the pipeline fed it (no executor, no manifest, no
@@ -65,18 +66,19 @@ def stage_options(gate: str | None) -> list[dict[str, Any]]:
     return stages
 
 
-def run_graph(lines: Path, output: Path, stages: list[dict[str, Any]], workers: int | None
-              ) -> dict[str, Any]:
+def run_graph(lines: Path, output: Path, stages: list[dict[str, Any]], workers: int | None,
+              stream: bool = True) -> dict[str, Any]:
     from synpara.pipeline import pipeline_from_dict, run_pipeline
 
     pipeline = pipeline_from_dict({
         "name": "bench-synthesize", "input": [str(lines)], "output": str(output), "seed": 0,
-        "executor": {"type": "local", "workers": workers}, "stages": stages,
+        "executor": {"type": "local", "workers": workers, "stream": stream}, "stages": stages,
     })
     started = time.perf_counter()
     summaries = run_pipeline(pipeline, overwrite=True, progress=False)
     wall = time.perf_counter() - started
-    return {"wall": wall, "stages": {s.stage: s.seconds for s in summaries},
+    return {"wall": wall, "stream": stream, "stages": {s.stage: s.seconds for s in summaries},
+            "worker_s": {s.stage: s.worker_seconds for s in summaries},
             "cuts": {s.stage: s.cuts for s in summaries}}
 
 
@@ -136,28 +138,34 @@ def run_bare(spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def table(run: dict[str, Any], bare_figures: dict[str, Any] | None, speech_s: float,
+def table(runs: list[dict[str, Any]], bare_figures: dict[str, Any] | None, speech_s: float,
           workers: int, lines: int, gate: str) -> str:
     load = os.getloadavg()
     out = [f"{len(os.sched_getaffinity(0))} cores, load average {load[0]:.2f} {load[1]:.2f} "
            f"{load[2]:.2f} at the end; {lines} lines, {speech_s / 60:.1f} min of synthesized "
            f"speech; gate {gate}; {workers} workers", "",
-           "| stage | pipeline s | bare process s | bare load s | finalise s | cuts |",
-           "|---|---:|---:|---:|---:|---:|"]
-    for name, seconds in run["stages"].items():
-        figures = ("- | - | -" if bare_figures is None else
-                   f"{bare_figures['process'][name]:.1f} | {bare_figures['load'][name]:.1f} | "
-                   f"{bare_figures['finalise'].get(name, 0.0):.1f}")
-        out.append(f"| {name} | {seconds:.1f} | {figures} | {run['cuts'][name]} |")
-    wall = run["wall"]
-    out += ["", "| wall s | x real time | ideal s (process / workers + finalise) | overhead |",
-            "|---:|---:|---:|---:|"]
-    if bare_figures is None:
-        out.append(f"| {wall:.1f} | {speech_s / wall:.2f} | - | - |")
-    else:
+           "| run | stage | stage s | worker s | bare process s | bare load s | finalise s "
+           "| cuts |",
+           "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for run in runs:
+        name_of_run = "streamed" if run["stream"] else "one by one"
+        for name, seconds in run["stages"].items():
+            figures = ("- | - | -" if bare_figures is None else
+                       f"{bare_figures['process'][name]:.1f} | {bare_figures['load'][name]:.1f} | "
+                       f"{bare_figures['finalise'].get(name, 0.0):.1f}")
+            out.append(f"| {name_of_run} | {name} | {seconds:.1f} | {run['worker_s'][name]:.1f} | "
+                       f"{figures} | {run['cuts'][name]} |")
+    out += ["", "| run | wall s | x real time | ideal s (process / workers + finalise) | "
+            "overhead |", "|---|---:|---:|---:|---:|"]
+    for run in runs:
+        wall, name_of_run = run["wall"], "streamed" if run["stream"] else "one by one"
+        if bare_figures is None:
+            out.append(f"| {name_of_run} | {wall:.1f} | {speech_s / wall:.2f} | - | - |")
+            continue
         ideal = (sum(bare_figures["process"].values()) / workers
                  + sum(bare_figures["finalise"].values()))
-        out.append(f"| {wall:.1f} | {speech_s / wall:.2f} | {ideal:.1f} | {wall / ideal:.2f} |")
+        out.append(f"| {name_of_run} | {wall:.1f} | {speech_s / wall:.2f} | {ideal:.1f} | "
+                   f"{wall / ideal:.2f} |")
     return "\n".join(out)
 
 
@@ -170,6 +178,8 @@ def main() -> None:
     parser.add_argument("--workdir", default=None, help="default: a temporary directory")
     parser.add_argument("--json", default=None, help="also write the figures here")
     parser.add_argument("--no-bare", action="store_true", help="the pipeline only")
+    parser.add_argument("--stream", choices=("on", "off", "both"), default="both",
+                        help="stream records from stage to stage, run stages one by one, or both")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -185,9 +195,13 @@ def main() -> None:
     stages = stage_options(args.gate)
     gate = next(e["insert"].get("gate", "") for e in stages if "insert" in e)
     workers, _ = worker_counts(args.workers)
-    output = workdir / "run"
-    print(f"# pipeline: {args.lines} lines, {workers} workers ...", file=sys.stderr)
-    run = run_graph(lines, output, stages, workers)
+    runs = []
+    for stream in {"on": [True], "off": [False], "both": [False, True]}[args.stream]:
+        output = workdir / ("run" if stream else "run-staged")
+        print(f"# pipeline: {args.lines} lines, {workers} workers, stream {stream} ...",
+              file=sys.stderr)
+        runs.append(run_graph(lines, output, stages, workers, stream))
+    run = runs[-1]
     insert_dir = next(output.glob("*-insert"))
     speech_s = speech_seconds(insert_dir / "cuts.jsonl.gz")
     bare_figures = None
@@ -197,10 +211,10 @@ def main() -> None:
         bare_figures = run_bare({"output": str(output), "work": str(workdir / "bare"),
                                  "lines": str(lines), "stages": stages,
                                  "threads": max(1, cores // workers)})
-    text = table(run, bare_figures, speech_s, workers, args.lines, str(gate))
+    text = table(runs, bare_figures, speech_s, workers, args.lines, str(gate))
     print(text)
     if args.json:
-        Path(args.json).write_text(json.dumps({"pipeline": run, "bare": bare_figures,
+        Path(args.json).write_text(json.dumps({"pipeline": run, "runs": runs, "bare": bare_figures,
                                                "speech_s": speech_s, "workers": workers}, indent=1))
 
 
