@@ -73,6 +73,23 @@ class MixConfig:
         default=(0.85, 1.2), metadata={"help": "resampling factor range: speed and pitch together"})
     reverb_p: float = field(default=0.3, metadata={"help": "chance of synthetic room reverb"})
     telephone_p: float = field(default=0.15, metadata={"help": "chance of a 300-3400 Hz band"})
+    event_band_p: float = field(
+        default=0.0, metadata={"help": "chance that an event clip (any label, hard negatives "
+                                       "too) is band-limited as if recorded at 2x a cutoff "
+                                       "drawn from event_band_hz, before it is laid in: "
+                                       "band-limited events of every label, so the band says "
+                                       "nothing about the label (one 8 kHz giggle clip made "
+                                       "the head call 8 kHz speech giggle)"})
+    event_band_hz: tuple[float, float] = field(
+        default=(3400.0, 4000.0), metadata={"help": "cutoff range of that band limit (Hz; "
+                                                    "4000 = an 8 kHz source)"})
+    host_band_p: float = field(
+        default=0.0, metadata={"help": "chance that the host speech is band-limited too: to "
+                                       "the narrowest event's band when an event is limited "
+                                       "(its clip's own sample rate is under 16 kHz, or "
+                                       "event_band_p made it so), so the event is no narrower "
+                                       "than the speech around it; else (speech-only mixtures "
+                                       "too) to a cutoff from event_band_hz"})
     codec_p: float = field(default=0.2, metadata={"help": "chance of an mp3/opus round trip"})
     noise_p: float = field(default=0.6, metadata={"help": "chance of added noise"})
     snr_db: tuple[float, ...] = field(
@@ -241,11 +258,16 @@ def espeak_hosts(out_dir: Path, variants: int = len(ESPEAK_VARIANTS)) -> list[Pa
 
 def load_mono(path: Path) -> np.ndarray:
     """16 kHz mono float32, DC removed (some bank clips carry a large offset)."""
+    return load_mono_with_rate(path)[0]
+
+
+def load_mono_with_rate(path: Path) -> tuple[np.ndarray, int]:
+    """:func:`load_mono` and the file's own sample rate (its band: half of it)."""
     from synpara.audio import decode, resample, to_mono
 
     decoded = decode(path)
     samples = resample(to_mono(decoded.samples), decoded.sample_rate, SAMPLE_RATE)
-    return (samples - np.mean(samples)).astype(np.float32)
+    return (samples - np.mean(samples)).astype(np.float32), decoded.sample_rate
 
 
 # --------------------------------------------------------------------------- one mixture
@@ -380,6 +402,47 @@ def _telephone(x: np.ndarray) -> np.ndarray:
     return resample_poly(narrow, 2, 1)[: len(x)].astype(np.float32)
 
 
+def band_limit(x: np.ndarray, cutoff_hz: float) -> np.ndarray:
+    """16 kHz ``x`` as if recorded at ``2 * cutoff_hz`` (rounded to 100 Hz) and resampled back:
+    nothing above the cutoff, the same length and timing (the resampling filter is centred)."""
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    rate = int(round(2 * cutoff_hz / 100)) * 100
+    if rate >= SAMPLE_RATE:
+        return x
+    g = gcd(rate, SAMPLE_RATE)
+    narrow = resample_poly(resample_poly(x, rate // g, SAMPLE_RATE // g), SAMPLE_RATE // g,
+                           rate // g)
+    out = np.zeros(len(x), np.float32)
+    out[: min(len(x), len(narrow))] = narrow[: len(x)]
+    return out
+
+
+def _band_limit_events(host: np.ndarray, events: list[tuple[str | None, np.ndarray, int]],
+                       rng: np.random.Generator, config: MixConfig
+                       ) -> tuple[np.ndarray, list[tuple[str | None, np.ndarray]], float | None]:
+    """``event_band_p`` and ``host_band_p``: band-limit some event clips (``(label, clip,
+    native_rate)``), then perhaps the host (to the narrowest event band, if any); returns the
+    host, the events and the host's new cutoff (None: untouched)."""
+    out: list[tuple[str | None, np.ndarray]] = []
+    narrowest = SAMPLE_RATE / 2
+    for label, clip, rate in events:
+        cutoff = rate / 2
+        if config.event_band_p > 0 and rng.random() < config.event_band_p:
+            drawn = float(rng.uniform(*config.event_band_hz))
+            if drawn < cutoff:
+                clip, cutoff = band_limit(clip, drawn), drawn
+        narrowest = min(narrowest, cutoff)
+        out.append((label, clip))
+    if config.host_band_p > 0 and rng.random() < config.host_band_p:
+        if narrowest >= SAMPLE_RATE / 2:
+            narrowest = float(rng.uniform(*config.event_band_hz))
+        return band_limit(host, narrowest), out, narrowest
+    return host, out, None
+
+
 def _codec(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """An mp3 or opus round trip through ffmpeg; the input is returned if ffmpeg fails."""
     import soundfile
@@ -449,7 +512,7 @@ def write_mixtures(out_dir: str | Path, clips: list[BankClip], hosts: list[Path]
         raise SynparaError("no labelled clips to mix", out_dir)
     if not hosts:
         raise SynparaError("no host speech to mix into", out_dir)
-    bank_audio = {c.path: load_mono(c.path) for c in clips}
+    bank_audio = {c.path: load_mono_with_rate(c.path) for c in clips}
     host_audio = {h: load_mono(h) for h in hosts}
     labelled = [c for c in clips if c.label]
     negatives = [c for c in clips if not c.label]
@@ -469,18 +532,24 @@ def write_mixtures(out_dir: str | Path, clips: list[BankClip], hosts: list[Path]
         if config.crosstalk_p > 0 and len(hosts) > 1 and rng.random() < config.crosstalk_p:
             excerpt = _crosstalk(excerpt, host_audio[hosts[int(rng.integers(len(hosts)))]], rng,
                                  config)
-        chosen: list[tuple[str | None, np.ndarray]] = []
+        chosen: list[tuple[str | None, np.ndarray, int]] = []
         if rng.random() >= config.negative_fraction:
             for _ in range(int(rng.integers(1, config.max_events + 1))):
                 label = label_names[int(rng.integers(len(label_names)))]
                 pick = by_label[label][int(rng.integers(len(by_label[label])))]
-                chosen.append((label, bank_audio[pick.path]))
+                chosen.append((label, *bank_audio[pick.path]))
         if negatives and rng.random() < 0.3:
             pick = negatives[int(rng.integers(len(negatives)))]
-            chosen.append((None, bank_audio[pick.path]))
+            chosen.append((None, *bank_audio[pick.path]))
         order = rng.permutation(len(chosen))
-        mix, events = make_mixture(excerpt, [chosen[i] for i in order], rng, config)
+        # Band limits draw from their own stream: with them off, or on, every other draw of the
+        # mixture is the same, so a set with them differs from one without only in the bands.
+        excerpt, laid, host_cutoff = _band_limit_events(
+            excerpt, [chosen[i] for i in order], np.random.default_rng([seed, index, 1]), config)
+        mix, events = make_mixture(excerpt, laid, rng, config)
         mix, domain = add_domain(mix, rng, config)
+        if host_cutoff is not None:
+            domain["host_band_hz"] = round(host_cutoff)
         mix_id = f"mix-{index:05d}"
         soundfile.write(out_dir / f"{mix_id}.flac", mix, SAMPLE_RATE)
         lines.append({"id": mix_id, "duration": round(len(mix) / SAMPLE_RATE, 4),

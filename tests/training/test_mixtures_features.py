@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,49 @@ def test_whisper_states_are_frames_of_512(shared_data):
     assert one.shape == (40, 512) and np.isfinite(one).all()
     packed = states.many([samples[: 2 * SR], samples[2 * SR:]])
     assert [p.shape for p in packed] == [(20, 512), (20, 512)]
+
+
+def _share_above(x: np.ndarray, hz: float) -> float:
+    """Share of ``x``'s energy above ``hz``."""
+    power = np.abs(np.fft.rfft(x.astype(np.float64))) ** 2
+    return float(power[np.fft.rfftfreq(len(x), 1 / SR) > hz].sum() / (power.sum() + 1e-20))
+
+
+def test_band_limits_take_the_energy_above_4_khz_from_events_and_hosts(shared_data, tmp_path):
+    import soundfile
+
+    from synpara.training.mixtures import BankClip, read_truth, write_mixtures
+
+    # A full-band game laugh spliced into pauses of full-band speech, no other domain change.
+    clip = BankClip(shared_data / "vocal" / "hedgewars_Default_Laugh.ogg", "laughter", "hw")
+    host = shared_data / "speech" / "arctic" / "arctic_a0009.wav"
+    plain = MixConfig(negative_fraction=0.0, crosstalk_p=0.0, overlay_fraction=0.0, reverb_p=0.0,
+                      telephone_p=0.0, codec_p=0.0, noise_p=0.0, max_events=1)
+    runs = {}
+    for name, config in {"off": plain, "event": replace(plain, event_band_p=1.0),
+                         "both": replace(plain, event_band_p=1.0, host_band_p=1.0)}.items():
+        truth = read_truth(write_mixtures(tmp_path / name, [clip], [host], 3, seed=5,
+                                          config=config))
+        runs[name] = [(soundfile.read(tmp_path / name / f"{t['id']}.flac")[0], t) for t in truth]
+    for (off, t_off), (event, t_event), (both, t_both) in zip(*runs.values()):
+        # Band limits draw from their own stream: the events land where they did without them
+        # (give or take the edges of the audible part, measured on the band-limited clip).
+        assert t_off["domain"] == {k: v for k, v in t_both["domain"].items()
+                                   if k != "host_band_hz"} == t_event["domain"]
+        assert "host_band_hz" not in t_event["domain"] and t_both["domain"]["host_band_hz"] <= 4000
+        for e_off, e_event, e_both in zip(t_off["events"], t_event["events"], t_both["events"],
+                                          strict=True):
+            assert abs(e_off["start"] - e_event["start"]) < 0.05
+            assert abs(e_off["start"] - e_both["start"]) < 0.05
+            span = slice(int(e_off["start"] * SR), int(e_off["end"] * SR))
+            assert _share_above(off[span], 4200) > 0.002  # the laugh has a top band ...
+            span = slice(int(e_event["start"] * SR), int(e_event["end"] * SR))
+            assert _share_above(event[span], 4200) < 0.01 * _share_above(off[span], 4200)
+        # ... the host speech (all but the events, give or take 0.2 s) keeps its own, unless
+        # host_band_p limits it too.
+        host = np.ones(len(off), bool)
+        for e in t_off["events"]:
+            host[max(0, int((e["start"] - 0.2) * SR)): int((e["end"] + 0.2) * SR)] = False
+        assert _share_above(event[host], 4200) == pytest.approx(_share_above(off[host], 4200),
+                                                                rel=0.05)
+        assert _share_above(both[host], 4200) < 0.05 * _share_above(off[host], 4200)
