@@ -83,11 +83,6 @@ class MixConfig:
     event_band_hz: tuple[float, float] = field(
         default=(3400.0, 4000.0), metadata={"help": "cutoff range of that band limit (Hz; "
                                                     "4000 = an 8 kHz source)"})
-    band_ulaw_p: float = field(
-        default=0.0, metadata={"help": "chance that a clip event_band_p or host_band_p "
-                                       "band-limits is also 8-bit mu-law coded at its narrow "
-                                       "rate, as 8 kHz sound files and telephone audio are "
-                                       "(the 8 kHz clips in vocal/ are)"})
     host_band_p: float = field(
         default=0.0, metadata={"help": "chance that the host speech is band-limited too: to "
                                        "the narrowest event's band when an event is limited "
@@ -407,24 +402,19 @@ def _telephone(x: np.ndarray) -> np.ndarray:
     return resample_poly(narrow, 2, 1)[: len(x)].astype(np.float32)
 
 
-def band_limit(x: np.ndarray, cutoff_hz: float, ulaw: bool = False) -> np.ndarray:
-    """16 kHz ``x`` as if recorded at ``2 * cutoff_hz`` (rounded to 100 Hz; with ``ulaw``, as
-    8-bit mu-law) and resampled back: nothing above the cutoff, the same length and timing (the
-    resampling filter is centred)."""
+def band_limit(x: np.ndarray, cutoff_hz: float) -> np.ndarray:
+    """16 kHz ``x`` as if recorded at ``2 * cutoff_hz`` (rounded to 100 Hz) and resampled back:
+    nothing above the cutoff, the same length and timing (the resampling filter is centred)."""
     from math import gcd
 
     from scipy.signal import resample_poly
 
-    rate = min(int(round(2 * cutoff_hz / 100)) * 100, SAMPLE_RATE)
+    rate = int(round(2 * cutoff_hz / 100)) * 100
+    if rate >= SAMPLE_RATE:
+        return x
     g = gcd(rate, SAMPLE_RATE)
-    narrow = resample_poly(x, rate // g, SAMPLE_RATE // g) if rate < SAMPLE_RATE else x
-    if ulaw:  # 8-bit mu-law of the peak-normalised signal: its noise follows the signal
-        peak = float(np.max(np.abs(narrow))) or 1.0
-        code = np.round(np.sign(narrow) * np.log1p(255 * np.abs(narrow / peak)) / np.log(256)
-                        * 127)
-        narrow = np.sign(code) * np.expm1(np.abs(code) / 127 * np.log(256)) / 255 * peak
-    if rate < SAMPLE_RATE:
-        narrow = resample_poly(narrow, SAMPLE_RATE // g, rate // g)
+    narrow = resample_poly(resample_poly(x, rate // g, SAMPLE_RATE // g), SAMPLE_RATE // g,
+                           rate // g)
     out = np.zeros(len(x), np.float32)
     out[: min(len(x), len(narrow))] = narrow[: len(x)]
     return out
@@ -442,16 +432,14 @@ def _band_limit_events(host: np.ndarray, events: list[tuple[str | None, np.ndarr
         cutoff = rate / 2
         if config.event_band_p > 0 and rng.random() < config.event_band_p:
             drawn = float(rng.uniform(*config.event_band_hz))
-            ulaw = config.band_ulaw_p > 0 and rng.random() < config.band_ulaw_p
-            if drawn < cutoff or ulaw:
-                clip, cutoff = band_limit(clip, min(drawn, cutoff), ulaw), min(drawn, cutoff)
+            if drawn < cutoff:
+                clip, cutoff = band_limit(clip, drawn), drawn
         narrowest = min(narrowest, cutoff)
         out.append((label, clip))
     if config.host_band_p > 0 and rng.random() < config.host_band_p:
         if narrowest >= SAMPLE_RATE / 2:
             narrowest = float(rng.uniform(*config.event_band_hz))
-        ulaw = config.band_ulaw_p > 0 and rng.random() < config.band_ulaw_p
-        return band_limit(host, narrowest, ulaw), out, narrowest
+        return band_limit(host, narrowest), out, narrowest
     return host, out, None
 
 
