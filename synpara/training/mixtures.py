@@ -96,6 +96,26 @@ class MixConfig:
         default=(0.0, 5.0, 10.0, 20.0, 30.0), metadata={"help": "noise SNRs drawn from (dB)"})
 
 
+#: Options added after heads were shipped, with the value that leaves the mixtures as they were.
+#: At that value they are left out of a recorded recipe (:func:`mix_recipe`), so a head made
+#: before they existed is still reproduced byte for byte by its own recipe.
+_ADDED_OFF: dict[str, Any] = {"event_band_p": 0.0, "host_band_p": 0.0}
+_ADDED_WITH = {"event_band_hz": ("event_band_p", "host_band_p")}  # only means something with
+
+
+def mix_recipe(config: MixConfig) -> dict[str, Any]:
+    """``config`` as a dict for a head's provenance and the mixture cache's key: every field,
+    less the later-added ones at their "off" value (and what only they use)."""
+    from dataclasses import asdict
+
+    recipe = asdict(config)
+    off = {k for k, v in _ADDED_OFF.items() if recipe[k] == v}
+    for key, users in _ADDED_WITH.items():
+        if off.issuperset(users):
+            off.add(key)
+    return {k: v for k, v in recipe.items() if k not in off}
+
+
 # --------------------------------------------------------------------------- bank and hosts
 
 

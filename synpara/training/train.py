@@ -39,6 +39,7 @@ from synpara.errors import SynparaError
 from synpara.training.mixtures import (
     MixConfig,
     espeak_hosts,
+    mix_recipe,
     read_truth,
     scan_bank,
     scan_hosts,
@@ -125,7 +126,7 @@ def prepare_data(config: TrainConfig) -> dict[str, Any]:
         directory = out / "mixtures" / split
         key = json.dumps({"clips": [str(c.path) for c in chosen],
                           "hosts": [str(h) for h in split_hosts_], "count": count,
-                          "seed": config.seed, "mix": asdict(mix)}, sort_keys=True)
+                          "seed": config.seed, "mix": mix_recipe(mix)}, sort_keys=True)
         stamp = directory / "recipe.json"
         if not (stamp.exists() and stamp.read_text() == key):
             if any(c.label for c in chosen):
@@ -335,7 +336,8 @@ def train_detector(config: TrainConfig) -> dict[str, Any]:
     network, mean, std = fit_head(train_frames, targets, seed=config.seed, epochs=config.epochs,
                                   hidden=config.hidden, kernel=config.kernel,
                                   pos_weight_max=config.pos_weight_max)
-    provenance = {"config": asdict(config), "train_clips": counts, "dev_clips": dev_counts,
+    provenance = {"config": {**asdict(config), "mix": mix_recipe(config.mix)},
+                  "train_clips": counts, "dev_clips": dev_counts,
                   "train_hosts": [str(h) for h in data["train_hosts"]],
                   "dev_hosts": [str(h) for h in data["dev_hosts"]],
                   "train_mixtures": len(train_truth), "dev_mixtures": len(dev_truth),

@@ -60,6 +60,10 @@ def test_the_shipped_head_is_what_its_script_pins():
     assert config.get("fa_budget", "none") == script.FA_BUDGET
     assert config.get("word_model", "") == script.WORD_MODEL
     assert "vocal_nc" not in config["bank"] and config["bank"].endswith("vocal")
+    # The mixtures too (options added since, at their "off" value, are not recorded).
+    from synpara.training.mixtures import MixConfig, mix_recipe
+
+    assert config["mix"] == mix_recipe(MixConfig(**script.MIX))
 
 
 def test_the_heads_in_word_thresholds_apply_inside_the_cuts_confident_words(shared_data,
