@@ -78,8 +78,8 @@ class MixConfig:
                                        "too) is band-limited as if recorded at 2x a cutoff "
                                        "drawn from event_band_hz, before it is laid in: "
                                        "band-limited events of every label, so the band says "
-                                       "nothing about the label (one 8 kHz giggle clip made "
-                                       "the head call 8 kHz speech giggle)"})
+                                       "nothing about the label (vocal/'s only giggle "
+                                       "training clip is 8 kHz)"})
     event_band_hz: tuple[float, float] = field(
         default=(3400.0, 4000.0), metadata={"help": "cutoff range of that band limit (Hz; "
                                                     "4000 = an 8 kHz source)"})
