@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 
 from synpara.eval.events import format_table, load_events, score
-from synpara.training.mixtures import load_mono, read_truth
+from synpara.training.mixtures import read_truth
+from synpara.training.sources import load_mono
 
 SHARED_DATA = Path(os.environ.get("SYNPARA_SHARED_DATA", "../shared/data"))
 LAUGHSPEECH = SHARED_DATA / "speech" / "laughspeech"

@@ -50,7 +50,8 @@ def main() -> None:
     from scipy.signal import resample_poly
 
     from synpara.detectors.head import DEFAULT_HEAD, EventHead, frames_to_events
-    from synpara.training.mixtures import SAMPLE_RATE, _telephone, load_mono
+    from synpara.training.mixtures import _telephone
+    from synpara.training.sources import SAMPLE_RATE, load_mono
 
     for head_path in args.head or [str(DEFAULT_HEAD)]:
         head = EventHead.load(head_path, args.threads)

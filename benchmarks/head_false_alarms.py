@@ -91,7 +91,7 @@ def main() -> None:
 
     from synpara.detectors.head import DEFAULT_HEAD
     from synpara.stages.detect import Detect, DetectConfig
-    from synpara.training.mixtures import load_mono
+    from synpara.training.sources import load_mono
 
     heads = args.head or [str(DEFAULT_HEAD)]
     sets = speech_only_sets(heads[0], args.mixtures, args.part)

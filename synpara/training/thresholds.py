@@ -202,7 +202,7 @@ def rules_false_alarms(sets: list[tuple[Path, list[dict[str, Any]]]], threads: i
     which the rules use as in a pipeline."""
     import hashlib
 
-    from synpara.training.mixtures import load_mono
+    from synpara.training.sources import load_mono
 
     free = [(directory, line) for directory, truth in sets for line in truth
             if not line["events"]]

@@ -36,16 +36,13 @@ from synpara.detectors.head import (
     save_head,
 )
 from synpara.errors import SynparaError
-from synpara.training.mixtures import (
-    MixConfig,
+from synpara.training.mixtures import MixConfig, mix_recipe, read_truth, write_mixtures
+from synpara.training.sources import (
     espeak_hosts,
-    mix_recipe,
-    read_truth,
     scan_bank,
     scan_hosts,
     split_bank,
     split_hosts,
-    write_mixtures,
 )
 from synpara.training.thresholds import (
     constrain_false_alarms,
@@ -146,7 +143,7 @@ def extract_features(directory: Path, feature: str, threads: int, cache: Path) -
     """Features of every mixture in ``directory`` (cached in ``cache`` as one npz)."""
     import hashlib
 
-    from synpara.training.mixtures import load_mono
+    from synpara.training.sources import load_mono
 
     truth = read_truth(directory / "truth.jsonl")
     ids = [line["id"] for line in truth]
@@ -184,7 +181,7 @@ def mixture_words(directory: Path, model: str, threads: int, cache: Path
 
     from synpara.asr import WhisperOptions, transcribe_words
     from synpara.models.whisper import load_whisper
-    from synpara.training.mixtures import load_mono
+    from synpara.training.sources import load_mono
 
     recipe = hashlib.sha256((directory / "truth.jsonl").read_bytes() + model.encode()).hexdigest()
     if cache.exists():

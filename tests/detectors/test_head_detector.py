@@ -73,7 +73,7 @@ def test_the_heads_in_word_thresholds_apply_inside_the_cuts_confident_words(shar
     import torch
 
     from synpara.stages.detect import Detect, DetectConfig
-    from synpara.training.mixtures import load_mono
+    from synpara.training.sources import load_mono
 
     state = torch.load(str(DEFAULT_HEAD), map_location="cpu", weights_only=True)
     state["word_thresholds"] = {"laughter": 1.01}  # never reached: laughter off inside words

@@ -13,13 +13,8 @@ import pytest
 
 from synpara.detectors.head import EventHead, frames_to_events
 from synpara.errors import SynparaError
-from synpara.training.mixtures import (
-    BankClip,
-    MixConfig,
-    clip_label_and_group,
-    scan_bank,
-    split_bank,
-)
+from synpara.training.mixtures import MixConfig
+from synpara.training.sources import BankClip, clip_label_and_group, scan_bank, split_bank
 from synpara.training.train import TrainConfig, frame_targets, train_detector
 
 from ..conftest import REPO

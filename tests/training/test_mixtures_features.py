@@ -40,7 +40,7 @@ def test_yamnet_embedding_graph_scores_like_the_tagger(shared_data):
         load_features,
     )
     from synpara.models import load_yamnet, yamnet_log_mel
-    from synpara.training.mixtures import load_mono
+    from synpara.training.sources import load_mono
 
     samples = load_mono(shared_data / "speech" / "jfk" / "jfk.wav")
     embedding, logits = YamnetEmbedding(threads=1)(samples)
@@ -59,7 +59,7 @@ def test_yamnet_embedding_graph_scores_like_the_tagger(shared_data):
 
 def test_whisper_states_are_frames_of_512(shared_data):
     from synpara.detectors.features import WhisperStates
-    from synpara.training.mixtures import load_mono
+    from synpara.training.sources import load_mono
 
     samples = load_mono(shared_data / "speech" / "jfk" / "jfk.wav")[: 4 * SR]
     states = WhisperStates(threads=1)
@@ -78,7 +78,8 @@ def _share_above(x: np.ndarray, hz: float) -> float:
 def test_band_limits_take_the_energy_above_4_khz_from_events_and_hosts(shared_data, tmp_path):
     import soundfile
 
-    from synpara.training.mixtures import BankClip, read_truth, write_mixtures
+    from synpara.training.mixtures import read_truth, write_mixtures
+    from synpara.training.sources import BankClip
 
     # A full-band game laugh spliced into pauses of full-band speech, no other domain change.
     clip = BankClip(shared_data / "vocal" / "hedgewars_Default_Laugh.ogg", "laughter", "hw")
