@@ -343,6 +343,8 @@ class StageOutput:
                               if record_id not in self.present)
         summary.failed = sum(self.failures.values())
         summary.failure_reasons = dict(self.failures.most_common(TOP_REASONS))
+        if summary.resumed:
+            log.info("%s: %d records already done, kept", self.stage.name, summary.resumed)
         allowed = max_failures if max_failures >= 1 else math.floor(max_failures * summary.inputs)
         if summary.failed > allowed:
             kept = len(done_log.offsets) - summary.dropped
