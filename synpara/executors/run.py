@@ -20,7 +20,7 @@ import math
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,7 +213,8 @@ def run_stage(
     with output:
         if output.open(overwrite, progress):
             return output.summary
-        pending = pending_records(records, output, stage.input_kind, allow_unknown_labels)
+        pending = pending_records(enumerate(records), output, stage.input_kind,
+                                  allow_unknown_labels)
         # Start no more workers than there are records to do (and none when all are done).
         head = list(itertools.islice(pending, workers))
         job = Job(
@@ -381,27 +382,32 @@ def primed(records: Iterator[Record]) -> Iterator[Record]:
 
 
 def pending_records(
-    records: Iterator[Record],
+    keyed: Iterable[tuple[Any, Record]],
     output: StageOutput,
     input_kind: str,
     allow_unknown_labels: bool,
-    on_resumed: Callable[[int, Record], None] | None = None,
-) -> Iterator[tuple[int, Record]]:
-    """The records ``output``'s journal does not hold yet, checked, with their input index;
-    each record is noted in ``output.present``; ``on_resumed`` hears of the others."""
+    on_resumed: Callable[[Any, Record], None] | None = None,
+) -> Iterator[tuple[Any, Record]]:
+    """The records ``output``'s journal does not hold yet, checked, with their sort keys.
+
+    ``keyed``: ``(key, record)`` in input order; the key is the input index (or, in a stream, a
+    tuple: see ``stream.py``). Each record is noted in ``output.present``; ``on_resumed`` hears of
+    those done in an earlier run.
+    """
     present, done_log, summary = output.present, output.journal, output.summary
-    for index, record in enumerate(records):
+    for key, record in keyed:
         if record.id in present:
             # The first record keeps the id; the duplicate is rejected under an id of its own.
+            where = key if isinstance(key, int) else ".".join(map(str, key))
             reason = Reject(f"duplicate record id {record.id!r}")
-            record = Record(f"{record.id}#dup{index}", record.source, reason, record.fingerprint)
-        present[record.id] = index
+            record = Record(f"{record.id}#dup{where}", record.source, reason, record.fingerprint)
+        present[record.id] = key
         if done_log.is_done(record.id, record.fingerprint):
             summary.resumed += 1
             if on_resumed is not None:
-                on_resumed(index, record)
+                on_resumed(key, record)
             continue
-        yield index, checked(record, input_kind, allow_unknown_labels)
+        yield key, checked(record, input_kind, allow_unknown_labels)
 
 
 def checked(record: Record, input_kind: str, allow_unknown_labels: bool) -> Record:

@@ -42,7 +42,6 @@ from synpara.executors.local import IN_FLIGHT_PER_WORKER, WorkerPool, job_key, w
 from synpara.executors.run import (
     RunSummary,
     StageOutput,
-    checked,
     pending_records,
     primed,
     require_output,
@@ -50,7 +49,7 @@ from synpara.executors.run import (
 )
 from synpara.executors.worker import Job, record_line, setup_stage, shippable
 from synpara.manifest import MANIFEST_NAME, cut_from_dict
-from synpara.stage import Record, Reject, Stage, cut_source, fingerprint_of
+from synpara.stage import Record, Stage, cut_source, fingerprint_of
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +146,12 @@ def run_streamed(
     return summaries
 
 
+def _record_of(data: dict[str, Any], source: str) -> Record:
+    """A cut's journal JSON as the record the next stage reads, as from its manifest line."""
+    cut = cut_from_dict(data, source)
+    return Record(cut.id, cut_source(cut), cut, fingerprint_of(data))
+
+
 class _StreamBar:
     """A tqdm bar over every record of a stream, with each stage's count after it."""
 
@@ -215,26 +220,16 @@ class _Flow:
     def offer(self, position: int, parent_key: tuple[int, ...], cuts: list[dict[str, Any]]
               ) -> None:
         """The cuts a record of step ``position - 1`` became, as records of step ``position``."""
-        if position >= len(self.outputs):
+        if position >= len(self.outputs) or not cuts:
             return
+        self.require_open(position)
         output = self.outputs[position]
-        for place, data in enumerate(cuts):
-            self.require_open(position)
-            key = parent_key + (place,)
-            cut = cut_from_dict(data, output.info["input"])
-            record = Record(cut.id, cut_source(cut), cut, fingerprint_of(data))
-            if record.id in output.present:
-                # Two records upstream made cuts with one id: the later one is rejected, as a
-                # duplicate line of a manifest is (under an id that says where it came from).
-                dup_id = f"{record.id}#dup{'.'.join(map(str, key))}"
-                reason = Reject(f"duplicate record id {record.id!r}")
-                record = Record(dup_id, record.source, reason, record.fingerprint)
-            output.present[record.id] = key
-            if output.journal.is_done(record.id, record.fingerprint):
-                output.summary.resumed += 1
-                self.resume(position, record.id, key)
-                continue
-            self._push(position, key, checked(record, "manifest", self.allow_unknown_labels))
+        keyed = ((parent_key + (place,), _record_of(data, output.info["input"]))
+                 for place, data in enumerate(cuts))
+        for key, record in pending_records(
+                keyed, output, "manifest", self.allow_unknown_labels,
+                on_resumed=lambda key, record: self.resume(position, record.id, key)):
+            self._push(position, key, record)
 
     def require_open(self, position: int) -> None:
         if position not in self.opened:
@@ -259,7 +254,7 @@ class _Flow:
     def run(self, records: Iterator[Record], pool: WorkerPool | None) -> None:
         first = self.outputs[0]
         pending = pending_records(
-            records, first, first.stage.input_kind, self.allow_unknown_labels,
+            enumerate(records), first, first.stage.input_kind, self.allow_unknown_labels,
             on_resumed=lambda index, record: self.resume(0, record.id, (index,)),
         )
 
