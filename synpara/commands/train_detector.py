@@ -23,12 +23,16 @@ import click
               help="false alarms per minute of speech-only dev audio the thresholds may raise: "
                    "'rules' (the YAMNet rules' own rate there), a number, or 'none'")
 @click.option("--word-model", default="", show_default=True,
-              help="Whisper model (e.g. base) that transcribes the dev mixtures so the budget may "
-                   "raise thresholds inside confident words only (detect then uses the cut's "
-                   "words); '' = off (transcribing is slow on CPU)")
+              help="with --inside words: the Whisper model (e.g. base) that transcribes the dev "
+                   "mixtures so the budget may raise thresholds inside confident words only "
+                   "(detect then uses the cut's words; transcribing is slow on CPU)")
+@click.option("--inside", type=click.Choice(["speech", "words"]), default="speech",
+              show_default=True,
+              help="where the budget may raise a second threshold per label: frames YAMNet "
+                   "hears speech in (no ASR), or inside the --word-model's words")
 def command(bank: str, hosts: tuple[str, ...], output: str, seed: int,
-                           feature: str, train_mixtures: int, dev_mixtures: int, epochs: int,
-                           no_espeak: bool, fa_budget: str, word_model: str) -> None:
+            feature: str, train_mixtures: int, dev_mixtures: int, epochs: int,
+            no_espeak: bool, fa_budget: str, word_model: str, inside: str) -> None:
     """Train an event head on BANK mixed into HOSTS; print dev figures, write OUTPUT/head.pt.
 
     \b
@@ -41,5 +45,5 @@ def command(bank: str, hosts: tuple[str, ...], output: str, seed: int,
     report = train_detector(TrainConfig(
         bank=bank, hosts=tuple(hosts), out=output, seed=seed, feature=feature,
         train_mixtures=train_mixtures, dev_mixtures=dev_mixtures, epochs=epochs,
-        espeak=not no_espeak, fa_budget=fa_budget, word_model=word_model))
+        espeak=not no_espeak, fa_budget=fa_budget, word_model=word_model, inside=inside))
     click.echo(format_report(report))

@@ -5,7 +5,9 @@ The head file (``torch.save`` of plain tensors, lists and numbers: loads with
 ``weights_only=True``) holds the weights, the label list, per-label thresholds chosen on a dev
 split, the feature name and the training provenance. Labels the training bank had no clips of
 but YAMNet knows (``prior_labels``) are scored from YAMNet's own AudioSet classes instead of
-being learned from nothing.
+being learned from nothing. A label may have a second, higher threshold (``word_thresholds``)
+in the frames the head's ``inside`` names: inside the cut's confident words, or where YAMNet
+hears speech.
 
 >>> head = EventHead.load("synpara/data/heads/default.pt")        # doctest: +SKIP
 >>> head.labels                                                   # doctest: +SKIP
@@ -145,6 +147,20 @@ def word_frames(frames: int, words: Sequence[Sequence[float]] | None) -> np.ndar
     return inside
 
 
+#: What a head's second thresholds (``word_thresholds``) apply in: frames inside the cut's
+#: confident Whisper words, or frames YAMNet's own Speech class hears (no ASR needed).
+INSIDE = ("words", "speech")
+#: The Speech column among the prior log-odds every feature set ends with.
+_SPEECH_COLUMN = list(PRIOR_CLASSES).index("Speech")
+
+
+def speech_frames(features: np.ndarray) -> np.ndarray:
+    """Which frames YAMNet hears speech in (its Speech class at even odds or above, i.e. its own
+    decision point), from a feature set's trailing prior log-odds."""
+    prior = np.asarray(features)[:, -len(PRIOR_CLASSES):]
+    return prior[:, _SPEECH_COLUMN] >= 0.0
+
+
 def frame_thresholds(labels: list[str], thresholds: dict[str, float],
                      word_thresholds: dict[str, float] | None, in_word: np.ndarray | None
                      ) -> list[float | np.ndarray]:
@@ -198,6 +214,11 @@ class EventHead:
         # without them treats words like any other frame.
         self.word_thresholds: dict[str, float] = {
             k: float(v) for k, v in state.get("word_thresholds", {}).items()}
+        # Where those apply: inside the cut's confident words (the default, and every head
+        # written before this key existed) or in frames YAMNet hears speech in.
+        self.inside = str(state.get("inside", "words"))
+        if self.inside not in INSIDE:
+            raise ValueError(f"inside must be one of {INSIDE}, not {self.inside!r}")
         self.post = PostProcess(**state.get("post", {}))
         self.mean = torch.as_tensor(state["mean"], dtype=torch.float32)
         self.std = torch.as_tensor(state["std"], dtype=torch.float32)
@@ -255,6 +276,15 @@ class EventHead:
             learned = np.concatenate([learned, np.stack(prior, axis=1)], axis=1)
         return learned.astype(np.float32)
 
+    def inside_frames(self, features: np.ndarray,
+                      words: Sequence[Sequence[float]] | None) -> np.ndarray:
+        """The frames the head's ``word_thresholds`` apply in: inside ``words`` (cut-relative
+        ``(start_s, end_s, ...)``), or where YAMNet hears speech for an ``inside: speech``
+        head (which needs no words)."""
+        if self.inside == "speech":
+            return speech_frames(features)
+        return word_frames(len(features), words)
+
     def frame_probs(self, samples: np.ndarray) -> np.ndarray:
         """Per-frame probabilities of 16 kHz mono ``samples`` (frame i centred at (i+0.5)*0.1 s)."""
         return self.probs_from_features(self.features(samples))
@@ -266,8 +296,8 @@ class EventHead:
     def events(self, samples: np.ndarray, words: Sequence[Sequence[float]] | None = None
                ) -> list[tuple[str, float, float, float]]:
         """Timed events ``(label, start_s, end_s, score)`` in 16 kHz mono ``samples``; inside the
-        confident ``words`` (``(start_s, end_s, ...)``, from transcribe) an event needs the
-        head's in-word thresholds."""
+        confident ``words`` (``(start_s, end_s, ...)``, from transcribe), or for an ``inside:
+        speech`` head where YAMNet hears speech, an event needs the head's second thresholds."""
         return self.analyse(samples, words)[0]
 
     def analyse(self, samples: np.ndarray, words: Sequence[Sequence[float]] | None = None
@@ -277,7 +307,7 @@ class EventHead:
         frames, logits = self.features.with_logits(samples)
         probs = self.probs_from_features(frames)
         events = frames_to_events(probs, self.labels, self.thresholds, self.post,
-                                  self.word_thresholds, word_frames(len(probs), words))
+                                  self.word_thresholds, self.inside_frames(frames, words))
         return events, 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
 
 
@@ -285,9 +315,10 @@ def save_head(path: str | Path, *, network: Any, feature: str, trained_labels: l
               prior_labels: list[str], thresholds: dict[str, float], mean: np.ndarray,
               std: np.ndarray, hidden: int, kernel: int, provenance: dict[str, Any],
               post: PostProcess = PostProcess(),
-              word_thresholds: dict[str, float] | None = None) -> Path:
+              word_thresholds: dict[str, float] | None = None, inside: str = "words") -> Path:
     """Write a head file (float32 weights: about 1 MB); ``word_thresholds`` (inside confident
-    words) only when given, so a head without them is written as before."""
+    words, or inside speech frames with ``inside="speech"``) only when given, so a head without
+    them is written as before."""
     import dataclasses
 
     import torch
@@ -306,6 +337,8 @@ def save_head(path: str | Path, *, network: Any, feature: str, trained_labels: l
     }
     if word_thresholds:
         state["word_thresholds"] = {k: float(v) for k, v in word_thresholds.items()}
+    if inside != "words":
+        state["inside"] = inside
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(state, str(tmp))
     tmp.replace(path)

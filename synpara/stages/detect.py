@@ -6,11 +6,11 @@ background tags (music, noise, applause ...) in ``custom["synpara"]["detect"]["b
 
 By default the trained event head synpara ships (``--detector head:default``,
 :mod:`synpara.detectors.head`) times events frame by frame with its own dev-chosen thresholds
-(higher inside the cut's confident words where the head file says so); edges are snapped to the
-signal as below (step 5), and background tags come from the YAMNet pass under its features. It
-replaced the rules below as the default once it beat them on F1 over held-out mixtures, on
-laughter in real speech labelled by others, and on false alarms over held-out real speech
-(README). ``--detector yamnet`` keeps the rules.
+(higher where YAMNet hears speech, or inside the cut's confident words, where the head file says
+so); edges are snapped to the signal as below (step 5), and background tags come from the YAMNet
+pass under its features. It replaced the rules below as the default once it beat them on F1
+over held-out mixtures, on laughter in real speech labelled by others, and on false alarms over
+held-out real speech (README). ``--detector yamnet`` keeps the rules.
 
 How the rules work (``--detector yamnet``; defaults tuned on ``scripts/make_devset.py`` mixtures):
 

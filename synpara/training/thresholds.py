@@ -19,7 +19,6 @@ from synpara.detectors.head import (
     label_spans,
     resolve_overlaps,
     smooth_frames,
-    word_frames,
 )
 
 log = logging.getLogger(__name__)
@@ -34,10 +33,9 @@ def events_of(head: EventHead, frames: list[np.ndarray], ids: list[str],
     thresholds = head.thresholds if thresholds is None else thresholds
     out = {}
     for i, f in zip(ids, frames):
-        probs = head.probs_from_features(f)
-        in_word = word_frames(len(probs), (words or {}).get(i))
-        out[i] = frames_to_events(probs, head.labels, thresholds, head.post,
-                                  head.word_thresholds, in_word)
+        out[i] = frames_to_events(head.probs_from_features(f), head.labels, thresholds,
+                                  head.post, head.word_thresholds,
+                                  head.inside_frames(f, (words or {}).get(i)))
     return out
 
 
@@ -128,16 +126,17 @@ def constrain_false_alarms(head: EventHead, frames: list[np.ndarray], truth: lis
     of ``truth`` are at most ``budget``, each step the raise that costs the least overall F1 per
     false alarm removed (a greedy answer to: best F1 subject to the false-alarm budget).
 
-    With each mixture's confident ``words``, a label's threshold inside words is a second knob
-    the greedy may raise on its own: plain speech fires mostly inside words, while a raise there
-    costs only the events laid over talk. Returns ``(thresholds, word_thresholds)`` (the latter
+    With each mixture's confident ``words`` (or for an ``inside: speech`` head, in the frames
+    YAMNet hears speech in), a label's threshold there is a second knob the greedy may raise on
+    its own: plain speech fires mostly inside words, while a raise there costs only the events
+    laid over talk. Returns ``(thresholds, word_thresholds)`` (the latter
     only for labels raised inside words); ``thresholds`` unchanged when ``truth`` has no
     event-free mixture.
     """
     ids = [line["id"] for line in truth]
     smooth = {i: smooth_frames(head.probs_from_features(f), head.post.median_frames)
               for i, f in zip(ids, frames)}
-    in_word = {i: word_frames(len(p), (words or {}).get(i)) for i, p in smooth.items()}
+    in_word = {i: head.inside_frames(f, (words or {}).get(i)) for i, f in zip(ids, frames)}
     cache: dict[tuple[str, float, float], dict[str, list[tuple]]] = {}
 
     def spans(label: str, threshold: float, word: float) -> dict[str, list[tuple]]:
@@ -165,8 +164,11 @@ def constrain_false_alarms(head: EventHead, frames: list[np.ndarray], truth: lis
     chosen = {label: thresholds.get(label, 0.5) for label in head.labels}
     in_words = dict(chosen)
     knobs = [(label, False) for label in head.labels]
-    if words:
-        knobs += [(label, True) for label in head.labels]
+    if words or head.inside == "speech":
+        # Inside knobs first: where two raises cost the same F1 per false alarm (a label with
+        # no dev event costs none either way), the one that leaves the rest of the audio alone
+        # wins, instead of switching the label off everywhere.
+        knobs = [(label, True) for label in head.labels] + knobs
     f1, fa = measure(chosen, in_words)
     while fa > budget + 1e-9:
         best: tuple[float, str, bool, float, float, float] | None = None

@@ -30,6 +30,7 @@ import numpy as np
 
 from synpara.detectors.features import FRAME_SECONDS, load_features
 from synpara.detectors.head import (
+    INSIDE,
     PRIOR_MAP,
     EventHead,
     PostProcess,
@@ -90,6 +91,11 @@ class TrainConfig:
         "help": "false alarms per minute the thresholds may raise on the speech-only dev-tune "
                 "mixtures: 'rules' (what the YAMNet rules raise on that same audio), a number, "
                 "or 'none' (thresholds for F1 alone)"})
+    inside: str = field(default="speech", metadata={
+        "help": "where the budget may raise a second threshold per label: 'speech' (frames "
+                "YAMNet's Speech class hears: plain speech fires there, events in pauses do not; "
+                "no transcription, and detect needs no words) or 'words' (inside the confident "
+                "words of word_model; one threshold per label without one)"})
     word_model: str = field(default="", metadata={
         "help": "Whisper model (e.g. base) that transcribes the dev and calib mixtures, so the "
                 "false-alarm budget can also raise per-label thresholds inside confident words, "
@@ -304,6 +310,10 @@ def fa_budget_of(config: TrainConfig, sets: list[tuple[Path, list[dict[str, Any]
 def train_detector(config: TrainConfig) -> dict[str, Any]:
     """Run every step; writes ``out/head.pt`` and ``out/report.json`` and returns the report."""
     started = time.perf_counter()
+    if config.inside not in INSIDE:
+        raise SynparaError(f"inside must be one of {', '.join(INSIDE)}, not {config.inside!r}")
+    if config.inside == "speech" and config.word_model:
+        raise SynparaError("a word model is for inside 'words'; inside 'speech' needs none")
     data = prepare_data(config)
     out = Path(config.out)
     counts: dict[str, int] = {}
@@ -343,7 +353,7 @@ def train_detector(config: TrainConfig) -> dict[str, Any]:
                           trained_labels=trained, prior_labels=prior,
                           thresholds={label: 0.5 for label in trained + prior}, mean=mean,
                           std=std, hidden=config.hidden, kernel=config.kernel,
-                          provenance=provenance, post=PostProcess())
+                          provenance=provenance, post=PostProcess(), inside=config.inside)
     head = EventHead.load(head_path)
     half = len(dev_truth) // 2
     tune_truth, test_truth = dev_truth[:half], dev_truth[half:]
@@ -401,7 +411,7 @@ def train_detector(config: TrainConfig) -> dict[str, Any]:
     save_head(head_path, network=network, feature=config.feature, trained_labels=trained,
               prior_labels=prior, thresholds=thresholds, mean=mean, std=std, hidden=config.hidden,
               kernel=config.kernel, provenance=provenance, post=PostProcess(),
-              word_thresholds=word_thresholds)
+              word_thresholds=word_thresholds, inside=config.inside)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

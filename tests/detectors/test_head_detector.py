@@ -59,6 +59,7 @@ def test_the_shipped_head_is_what_its_script_pins():
                                         script.DEV_MIXTURES)
     assert config.get("fa_budget", "none") == script.FA_BUDGET
     assert config.get("word_model", "") == script.WORD_MODEL
+    assert config.get("inside", "words") == script.INSIDE
     assert "vocal_nc" not in config["bank"] and config["bank"].endswith("vocal")
     # The mixtures too (options added since, at their "off" value, are not recorded).
     from synpara.training.mixtures import MixConfig, mix_recipe
@@ -77,6 +78,7 @@ def test_the_heads_in_word_thresholds_apply_inside_the_cuts_confident_words(shar
 
     state = torch.load(str(DEFAULT_HEAD), map_location="cpu", weights_only=True)
     state["word_thresholds"] = {"laughter": 1.01}  # never reached: laughter off inside words
+    state["inside"] = "words"  # the shipped head's second thresholds are for speech frames
     torch.save(state, str(tmp_path / "head.pt"))
     stage = Detect(DetectConfig(detector=f"head:{tmp_path / 'head.pt'}", threads=1))
     stage.setup()

@@ -20,6 +20,12 @@ from synpara.training.train import TrainConfig, frame_targets, train_detector
 from ..conftest import REPO
 
 
+def torch_save(state: dict, path) -> None:
+    import torch
+
+    torch.save(state, str(path))
+
+
 def test_labels_and_groups_come_from_folders_and_file_names(shared_data):
     bank = shared_data / "vocal"
     assert clip_label_and_group(bank / "hedgewars_Default_PoisonCough.ogg", bank)[:2] == (
@@ -190,7 +196,7 @@ def test_false_alarm_budget_can_raise_thresholds_inside_words_only(tiny_head):
     assert set(words) == {line["id"] for line in truth}
     assert sum(len(w) for w in words.values()) > 20  # the hosts are speech: words are found
     assert mixture_words(out / "mixtures" / "dev", "tiny.en", 1, root / "words.json") == words
-    head = EventHead.load(out / "head.pt", threads=1)
+    head = EventHead({**EventHead.load(out / "head.pt").state, "inside": "words"}, threads=1)
     ids = [line["id"] for line in truth]
     loose = {label: 0.2 for label in head.labels}
     rate = score_events(truth, events_of(head, frames, ids, loose, words)
@@ -201,6 +207,66 @@ def test_false_alarm_budget_can_raise_thresholds_inside_words_only(tiny_head):
     after = score_events(truth, events_of(head, frames, ids, chosen, words))
     assert after.false_alarms_per_minute() <= rate / 2 + 1e-9
     assert all(in_words[label] > chosen[label] for label in in_words)
+
+
+def test_speech_frames_are_where_yamnet_hears_speech(shared_data):
+    """An ``inside: speech`` head's second thresholds apply where YAMNet hears speech: most of
+    a real speech file, little of a real laugh in silence."""
+    from synpara.detectors.features import load_features
+    from synpara.detectors.head import speech_frames
+    from synpara.training.sources import load_mono
+
+    features = load_features("yamnet", threads=1)
+    speech = speech_frames(features(load_mono(shared_data / "speech" / "jfk" / "jfk.wav")))
+    laugh = speech_frames(features(load_mono(shared_data / "vocal" / "laugh_xemacs.wav")))
+    assert speech.mean() > 0.8 and laugh.mean() < 0.4, (speech.mean(), laugh.mean())
+
+
+def test_false_alarm_budget_can_raise_thresholds_in_speech_frames_without_words(tiny_head):
+    """An ``inside: speech`` head needs no words: where a label fires on plain speech and also
+    finds a real event out of speech, the budget raises it in speech frames only, and detect's
+    way of making events (no words given) keeps the event and drops the false alarm.
+
+    The frames are made by hand: the head scores ``sniff`` (a YAMNet prior label) from its
+    trailing Sniff log-odds, and its speech frames are where the Speech log-odds are positive."""
+    _report, root = tiny_head
+    from synpara.detectors.features import PRIOR_CLASSES
+    from synpara.training.thresholds import constrain_false_alarms, events_of, score_events
+
+    head = EventHead({**EventHead.load(root / "out" / "head.pt").state, "inside": "speech"},
+                     threads=1)
+    assert "sniff" in head.prior_labels
+    prior = list(PRIOR_CLASSES)
+
+    def frames(speech: float, sniff: slice) -> np.ndarray:
+        x = np.zeros((50, int(head.state["dim_in"])), np.float32)  # 5 s
+        x[:, -len(prior):] = -5.0  # every other YAMNet class quiet ...
+        x[:, -len(prior) + prior.index("Speech")] = speech
+        x[sniff, -len(prior) + prior.index("Sniff")] = 5.0  # ... but a sniff
+        return x
+
+    features = [frames(5.0, slice(20, 26)), frames(-5.0, slice(10, 16))]
+    truth = [{"id": "talk", "duration": 5.0, "events": []},
+             {"id": "sniff", "duration": 5.0,
+              "events": [{"label": "sniff", "start": 1.0, "end": 1.6}]}]
+    loose = {label: 1.01 for label in head.labels} | {"sniff": 0.5}  # sniff alone is on
+    ids = ["talk", "sniff"]
+    before = events_of(head, features, ids, loose)
+    assert [e[0] for e in before["talk"]] == ["sniff"] and [e[0] for e in before["sniff"]] == [
+        "sniff"]
+    chosen, in_speech = constrain_false_alarms(head, features, truth, loose, budget=0.0)
+    assert chosen["sniff"] == 0.5 and in_speech["sniff"] > 0.5, (chosen, in_speech)
+    head.thresholds, head.word_thresholds = chosen, in_speech
+    after = events_of(head, features, ids)
+    assert after["talk"] == [] and [e[0] for e in after["sniff"]] == ["sniff"]
+    assert score_events(truth, after).false_alarms_per_minute() == 0.0
+    with pytest.raises(SynparaError, match="damaged"):
+        bad = root / "bad_inside.pt"
+        torch_save({**head.state, "inside": "elsewhere"}, bad)
+        EventHead.load(bad)
+    with pytest.raises(SynparaError, match="inside"):
+        train_detector(TrainConfig(bank="unused", hosts=(), out=str(root / "x"),
+                                   inside="elsewhere"))
 
 
 def test_head_file_loads_and_predicts_with_its_label_list(tiny_head):
