@@ -91,11 +91,12 @@ class TrainConfig:
         "help": "false alarms per minute the thresholds may raise on the speech-only dev-tune "
                 "mixtures: 'rules' (what the YAMNet rules raise on that same audio), a number, "
                 "or 'none' (thresholds for F1 alone)"})
-    inside: str = field(default="speech", metadata={
-        "help": "where the budget may raise a second threshold per label: 'speech' (frames "
-                "YAMNet's Speech class hears: plain speech fires there, events in pauses do not; "
-                "no transcription, and detect needs no words) or 'words' (inside the confident "
-                "words of word_model; one threshold per label without one)"})
+    inside: str = field(default="words", metadata={
+        "help": "where the budget may raise a second threshold per label: 'words' (inside the "
+                "confident words of word_model; one threshold per label without one) or "
+                "'speech' (frames YAMNet's Speech class hears: no transcription, and detect "
+                "needs no words; more events found in mixtures, more false alarms in the pauses "
+                "of real speech: README)"})
     word_model: str = field(default="", metadata={
         "help": "Whisper model (e.g. base) that transcribes the dev and calib mixtures, so the "
                 "false-alarm budget can also raise per-label thresholds inside confident words, "
@@ -307,6 +308,16 @@ def fa_budget_of(config: TrainConfig, sets: list[tuple[Path, list[dict[str, Any]
 # --------------------------------------------------------------------------- the command
 
 
+def train_recipe(config: TrainConfig) -> dict[str, Any]:
+    """``config`` as a head's provenance records it: options added after heads were shipped are
+    left out at the value that trains as before (as :func:`mix_recipe` does for the mixtures), so
+    a shipped head is still reproduced byte for byte by its own recipe."""
+    recipe = {**asdict(config), "mix": mix_recipe(config.mix)}
+    if recipe["inside"] == "words":
+        del recipe["inside"]
+    return recipe
+
+
 def train_detector(config: TrainConfig) -> dict[str, Any]:
     """Run every step; writes ``out/head.pt`` and ``out/report.json`` and returns the report."""
     started = time.perf_counter()
@@ -343,7 +354,7 @@ def train_detector(config: TrainConfig) -> dict[str, Any]:
     network, mean, std = fit_head(train_frames, targets, seed=config.seed, epochs=config.epochs,
                                   hidden=config.hidden, kernel=config.kernel,
                                   pos_weight_max=config.pos_weight_max)
-    provenance = {"config": {**asdict(config), "mix": mix_recipe(config.mix)},
+    provenance = {"config": train_recipe(config),
                   "train_clips": counts, "dev_clips": dev_counts,
                   "train_hosts": [str(h) for h in data["train_hosts"]],
                   "dev_hosts": [str(h) for h in data["dev_hosts"]],

@@ -78,7 +78,6 @@ def test_the_heads_in_word_thresholds_apply_inside_the_cuts_confident_words(shar
 
     state = torch.load(str(DEFAULT_HEAD), map_location="cpu", weights_only=True)
     state["word_thresholds"] = {"laughter": 1.01}  # never reached: laughter off inside words
-    state["inside"] = "words"  # the shipped head's second thresholds are for speech frames
     torch.save(state, str(tmp_path / "head.pt"))
     stage = Detect(DetectConfig(detector=f"head:{tmp_path / 'head.pt'}", threads=1))
     stage.setup()
