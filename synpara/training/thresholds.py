@@ -191,7 +191,7 @@ def constrain_false_alarms(head: EventHead, frames: list[np.ndarray], truth: lis
             chosen[label] = higher
         in_words[label] = max(in_words[label], higher)
         log.info("false-alarm budget %.2f/min: %s%s -> %.2f (dev-tune F1 %.3f, %.2f/min)",
-                 budget, label, " in words" if inside else "", higher, f1, fa)
+                 budget, label, f" in {head.inside}" if inside else "", higher, f1, fa)
     return chosen, {label: w for label, w in in_words.items() if w > chosen[label]}
 
 
