@@ -11,6 +11,8 @@ Scores, through ``synpara eval events`` (files written to ``--out`` so the comma
   checking, never tuning).
 
 Prints per-label P/R/F1, onset error and false alarms per minute, and speed (audio s per s).
+``--through-detect`` also runs each head through the detect stage (``detect-head-NAME``), i.e.
+the events ``synpara detect`` writes.
 With ``--words``, both detectors get each file's confident Whisper base words, as in a pipeline
 after ``synpara transcribe`` (real files: transcribe's beam of 5, cached in ``--out``; mixtures:
 the greedy words training tuned on, cached in ``OUT/words/base/``; not counted in the speed).
@@ -106,6 +108,9 @@ def main() -> None:
     parser.add_argument("--labels", default="", help="score only these labels (comma list)")
     parser.add_argument("--out", type=Path, default=Path("output/bench_head"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--through-detect", action="store_true",
+                        help="also run each head through the detect stage: its events with their "
+                             "edges snapped to the signal, as `synpara detect` writes them")
     parser.add_argument("--words", action="store_true",
                         help="give both detectors the files' confident Whisper base words")
     args = parser.parse_args()
@@ -115,13 +120,18 @@ def main() -> None:
     heads = {Path(h).stem if Path(h).name != "head.pt" else Path(h).parent.name: EventHead.load(
         h, args.threads) for h in (args.head or [str(DEFAULT_HEAD)])}
     detectors = {f"head-{name}": head.events for name, head in heads.items()}
-    if not args.no_rules:
-        from synpara.stages.detect import Detect, DetectConfig
+    from synpara.stages.detect import Detect, DetectConfig
 
-        rules = Detect(DetectConfig(detector="yamnet", threads=args.threads))
-        rules.setup()
-        detectors["rules"] = lambda x, w: [(s.label, s.start, s.end)
-                                           for s in rules.detect(x, w)[0]]
+    def through_detect(detector: str):  # the stage's events as (label, start, end)
+        stage = Detect(DetectConfig(detector=detector, threads=args.threads))
+        stage.setup()
+        return lambda x, w: [(s.label, s.start, s.end) for s in stage.detect(x, w)[0]]
+
+    if args.through_detect:
+        for name, path in zip(heads, args.head or [str(DEFAULT_HEAD)]):
+            detectors[f"detect-head-{name}"] = through_detect(f"head:{path}")
+    if not args.no_rules:
+        detectors["rules"] = through_detect("yamnet")
     keep = set(filter(None, args.labels.split(",")))
     sets = []
     if args.mixtures:

@@ -7,10 +7,11 @@ background tags (music, noise, applause ...) in ``custom["synpara"]["detect"]["b
 By default the trained event head synpara ships (``--detector head:default``,
 :mod:`synpara.detectors.head`) times events frame by frame with its own dev-chosen thresholds
 (higher where YAMNet hears speech, or inside the cut's confident words, where the head file says
-so); edges are snapped to the signal as below (step 5), and background tags come from the YAMNet
-pass under its features. It replaced the rules below as the default once it beat them on F1
-over held-out mixtures, on laughter in real speech labelled by others, and on false alarms over
-held-out real speech (README). ``--detector yamnet`` keeps the rules.
+so), keeping its own 0.1 s edges (snapping them as in step 5 below measured worse), and
+background tags come from the YAMNet pass under its features. It replaced the rules below as the
+default once it beat them on F1 over held-out mixtures, on laughter in real speech labelled by
+others, and on false alarms over held-out real speech (README). ``--detector yamnet`` keeps the
+rules.
 
 How the rules work (``--detector yamnet``; defaults tuned on ``scripts/make_devset.py`` mixtures):
 
@@ -115,7 +116,7 @@ def _check_labels(values: dict[str, float], what: str, probability: bool) -> Non
 RULE_OPTIONS = frozenset({
     "hop", "fine_hop", "candidate", "thresholds", "raw_thresholds", "gap_factor", "word_factor",
     "speech_weight", "hysteresis", "relabel_gap", "label_windows", "laughter_min_pulses",
-    "pulse_factor"})
+    "pulse_factor", "energy_edges"})
 
 
 def _default(option: dataclasses.Field) -> Any:
@@ -299,9 +300,10 @@ class Detect(Stage[DetectConfig]):
         analyse = getattr(self.detector, "analyse", None)
         if analyse is not None:  # a trained head times its own events frame by frame
             events, audioset = analyse(samples, word_spans)
+            # The head's own 0.1 s edges are kept: snapping them to the energy envelope as the
+            # rules' are moved onsets further from the truth (median 0.16 -> 0.20 s on the
+            # shipped head's dev-test mixtures, 0.25 -> 0.38 s on laughspeech; README).
             spans = [Detection(label, start, end, score) for label, start, end, score in events]
-            if config.energy_edges:
-                spans = rules.snap_edges(spans, frame_features(samples, flux=False), word_spans)
             spans = rules.finish(rules.resolve_overlaps(spans), duration,
                                  config.min_duration_map(), config.merge_gap)
             # Background tags from the YAMNet pass the head's features already made.

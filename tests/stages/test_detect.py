@@ -227,10 +227,12 @@ def test_rule_options_on_the_trained_head_are_an_error_not_ignored():
         Detect.from_params({"hysteresis": 0.5, "word_factor": 3.0})
     with pytest.raises(SynparaError, match="thresholds tune.*--detector yamnet"):
         Detect.from_params({"detector": "head:my.pt", "thresholds": {"laughter": 0.4}})
+    # the head keeps its own edges: snapping them is the rules' (it measured worse for the head)
+    with pytest.raises(SynparaError, match="energy_edges tune"):
+        Detect.from_params({"energy_edges": False})
     # what the head path does read stays open, and the defaults of the rest pass
     config = Detect.from_params({"merge_gap": 0.5, "min_event_durations": {"*": 0.1},
-                                 "energy_edges": False, "vad": False,
-                                 "word_factor": 2.5}).config
+                                 "vad": False, "word_factor": 2.5}).config
     assert config.merge_gap == 0.5
 
 
