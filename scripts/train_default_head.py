@@ -43,6 +43,7 @@ FA_BUDGET = "rules"
 INSIDE = "words"
 WORD_MODEL = ""
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=None,

@@ -20,12 +20,6 @@ from synpara.training.train import TrainConfig, frame_targets, train_detector
 from ..conftest import REPO
 
 
-def torch_save(state: dict, path) -> None:
-    import torch
-
-    torch.save(state, str(path))
-
-
 def test_labels_and_groups_come_from_folders_and_file_names(shared_data):
     bank = shared_data / "vocal"
     assert clip_label_and_group(bank / "hedgewars_Default_PoisonCough.ogg", bank)[:2] == (
@@ -196,7 +190,7 @@ def test_false_alarm_budget_can_raise_thresholds_inside_words_only(tiny_head):
     assert set(words) == {line["id"] for line in truth}
     assert sum(len(w) for w in words.values()) > 20  # the hosts are speech: words are found
     assert mixture_words(out / "mixtures" / "dev", "tiny.en", 1, root / "words.json") == words
-    head = EventHead({**EventHead.load(out / "head.pt").state, "inside": "words"}, threads=1)
+    head = EventHead.load(out / "head.pt", threads=1)
     ids = [line["id"] for line in truth]
     loose = {label: 0.2 for label in head.labels}
     rate = score_events(truth, events_of(head, frames, ids, loose, words)
@@ -260,10 +254,11 @@ def test_false_alarm_budget_can_raise_thresholds_in_speech_frames_without_words(
     after = events_of(head, features, ids)
     assert after["talk"] == [] and [e[0] for e in after["sniff"]] == ["sniff"]
     assert score_events(truth, after).false_alarms_per_minute() == 0.0
+    import torch
+
+    torch.save({**head.state, "inside": "elsewhere"}, str(root / "bad_inside.pt"))
     with pytest.raises(SynparaError, match="damaged"):
-        bad = root / "bad_inside.pt"
-        torch_save({**head.state, "inside": "elsewhere"}, bad)
-        EventHead.load(bad)
+        EventHead.load(root / "bad_inside.pt")
     with pytest.raises(SynparaError, match="inside"):
         train_detector(TrainConfig(bank="unused", hosts=(), out=str(root / "x"),
                                    inside="elsewhere"))
