@@ -27,7 +27,6 @@ from synpara.training.sources import SAMPLE_RATE, BankClip, load_mono, load_mono
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True, slots=True)
 class MixConfig:
     """How mixtures are drawn (every draw from the mixture's own generator)."""
@@ -93,9 +92,6 @@ def mix_recipe(config: MixConfig) -> dict[str, Any]:
         if off.issuperset(users):
             off.add(key)
     return {k: v for k, v in recipe.items() if k not in off}
-
-
-# --------------------------------------------------------------------------- bank and hosts
 
 
 # --------------------------------------------------------------------------- one mixture
