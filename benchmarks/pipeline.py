@@ -28,6 +28,7 @@ workers at the same time: ideal + the sum of load times). Also times ``synpara -
     python benchmarks/pipeline.py                                  # 10 min, base and tiny.en
     python benchmarks/pipeline.py --minutes 2 --models tiny.en     # quick look
     python benchmarks/pipeline.py --device cuda --workers 1        # on a GPU machine
+    python benchmarks/pipeline.py --executor ray --no-bare         # on a local Ray cluster
 
 Prints a table (and ``--json FILE``); asserts nothing.
 """
@@ -128,8 +129,8 @@ def help_seconds(repeat: int = 3) -> float:
 
 
 def run_graph(files: list[Path], output: Path, model: str, device: str, workers: int | None,
-              batch_size: int = 1, max_cut_s: float = 0.0, stream: bool = True
-              ) -> dict[str, Any]:
+              batch_size: int = 1, max_cut_s: float = 0.0, stream: bool = True,
+              executor: str = "local") -> dict[str, Any]:
     """The pipeline as ``synpara run`` runs it: wall seconds, each stage's seconds (from the
     run's start to the stage's end when streamed) and the workers' busy seconds per stage."""
     from synpara.executors.worker import TRACE_VARIABLE
@@ -137,7 +138,7 @@ def run_graph(files: list[Path], output: Path, model: str, device: str, workers:
 
     pipeline = pipeline_from_dict({
         "name": f"bench-{model}", "input": [str(f) for f in files], "output": str(output),
-        "seed": 0, "executor": {"type": "local", "workers": workers, "stream": stream},
+        "seed": 0, "executor": {"type": executor, "workers": workers, "stream": stream},
         "stages": stage_options(model, device, batch_size, max_cut_s),
     })
     output.mkdir(parents=True, exist_ok=True)
@@ -150,7 +151,8 @@ def run_graph(files: list[Path], output: Path, model: str, device: str, workers:
         wall = time.perf_counter() - started
     finally:
         del os.environ[TRACE_VARIABLE]
-    return {"wall": wall, "stream": stream, "stages": {s.stage: s.seconds for s in summaries},
+    return {"wall": wall, "stream": stream, "executor": executor,
+            "stages": {s.stage: s.seconds for s in summaries},
             "cuts": {s.stage: s.cuts for s in summaries}, **busy_seconds(trace)}
 
 
@@ -345,7 +347,8 @@ def table(rows: list[dict[str, Any]], audio_s: float, help_s: float, machine: st
 
 
 def _run_name(row: dict[str, Any]) -> str:
-    return "streamed" if row["pipeline"].get("stream", True) else "one by one"
+    run = "streamed" if row["pipeline"].get("stream", True) else "one by one"
+    return f"{run}, Ray" if row["pipeline"].get("executor") == "ray" else run
 
 
 def machine_line(device: str) -> str:
@@ -371,6 +374,8 @@ def main() -> None:
                         help="ingest --max-cut-duration (minutes; 0: one cut per file)")
     parser.add_argument("--stream", choices=("on", "off", "both"), default="both",
                         help="stream records from stage to stage, run stages one by one, or both")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="local worker processes, or a local Ray cluster (Ray Data actors)")
     parser.add_argument("--repo", default=None,
                         help="the synpara checkout to measure (default: this one)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -392,11 +397,12 @@ def main() -> None:
     for model in args.models.split(","):
         bare_figures = None
         for stream in {"on": [True], "off": [False], "both": [False, True]}[args.stream]:
-            output = workdir / f"run-{model}{'' if stream else '-staged'}"
+            output = workdir / f"run-{model}-{args.executor}{'' if stream else '-staged'}"
             print(f"# {model}: pipeline over {len(files)} files (stream {stream}) ...",
                   file=sys.stderr)
             pipeline = run_graph(files, output, model, args.device, args.workers,
-                                 args.batch_size, args.max_cut_minutes * 60, stream)
+                                 args.batch_size, args.max_cut_minutes * 60, stream,
+                                 args.executor)
             print(f"# {model}: {pipeline['wall']:.1f} s", file=sys.stderr)
             if bare_figures is None and not args.no_bare:
                 # The bare models get one worker's threads: sum / workers is then the ideal wall

@@ -19,9 +19,11 @@ each Ray actor of that stage reserves, so a cluster runs CPU and GPU stages side
 the worker's share of the cores, no GPU). The local executor ignores it; it never enters the config
 hash (it changes where a stage runs, not what it computes).
 
-On the local executor, consecutive stages are **streamed** (``synpara.executors.stream``): a record
-goes on to the next stage as soon as it is done there, so no worker idles at a stage's end; each
-stage still writes its own directory, identical to a run of the stages one by one.
+Consecutive stages are **streamed** (``synpara.executors.stream``): a record goes on to the next
+stage as soon as it is done there, so no worker idles at a stage's end; each stage still writes its
+own directory, identical to a run of the stages one by one. On Ray the streamed stages are one Ray
+Data chain, each stage on actors of its own with its ``resources``, so GPU and CPU stages run side
+by side (``synpara.executors.ray_stream``).
 
 ``synpara run pipelines/demo.yaml --from diarize --to transcribe`` runs a slice; the stage before
 the slice must have finished in the same output directory.
@@ -301,7 +303,7 @@ def _run_steps(
             stage_input = str(previous / MANIFEST_NAME)
         # the steps from here that can take their records from the step before, one by one
         end = position
-        if executor == "local" and pipeline.stream:
+        if pipeline.stream:
             while end < last and can_stream(pipeline.steps[end].stage,
                                             pipeline.steps[end + 1].stage):
                 end += 1
@@ -315,11 +317,12 @@ def _run_steps(
         if len(group) > 1:
             count, threads = worker_counts(workers, oversubscribe)
             streamed = [StreamStep(s.stage, pipeline.step_dir(s), upstream(s.index - 1),
-                                   f"stage {s.directory_name}") for s in group]
+                                   f"stage {s.directory_name}", s.resources) for s in group]
             summaries += run_streamed(
                 streamed, stage_input, seed=pipeline.seed, workers=count, threads=threads,
                 pool=pool, overwrite=overwrite, progress=progress, max_failures=max_failures,
                 checksum_inputs=checksum_inputs, allow_unknown_labels=allow_unknown_labels,
+                executor=executor,
             )
         else:
             summary = run_stage(

@@ -137,3 +137,143 @@ def test_pinned_threads_give_the_same_manifest_on_1_and_2_workers_and_2_actors(
         texts[name] = _text(tmp_path / name)
     assert texts["two"] == texts["one"]
     assert texts["ray"] == texts["one"]
+
+
+# --------------------------------------------------------------------------- streamed on Ray
+
+
+def _pipeline_text(output: Path, stage: str, name: str) -> str:
+    with gzip.open(output / stage / name, "rt") as handle:
+        return handle.read().replace(str(output.resolve()), "<OUT>")
+
+
+def test_a_ray_stream_writes_what_the_stages_one_by_one_write(tmp_path, shared_data, ray_cluster):
+    """ingest fans each file out into cuts, detect runs the shipped head, export has a finalise:
+    one Ray Data chain, each stage its own actors, the same directories as a local staged run."""
+    inputs = [str(shared_data / name) for name in
+              ("speech/jfk/jfk.wav", "speech/pyannote_sample/sample.wav")]
+    stages = [{"ingest": {"max_cut_duration": 10.0}}, {"detect": {}},
+              {"export": {"formats": ["nemo"]}}]
+    runs = {}
+    for name, executor in (("ray", {"type": "ray", "workers": 2}),
+                           ("staged", {"type": "local", "workers": 1, "stream": False})):
+        pipeline = pipeline_from_dict({"input": inputs, "output": str(tmp_path / name),
+                                       "seed": 3, "executor": executor, "stages": stages})
+        runs[name] = run_pipeline(pipeline, progress=False)
+    assert [s.streamed for s in runs["ray"]] == [True, True, True]
+    assert runs["ray"][0].cuts > len(inputs)  # fanned out: the order of the manifests is tested
+    for stage in ("01-ingest", "02-detect", "03-export"):
+        for name in ("cuts.jsonl.gz", "rejects.jsonl.gz"):
+            assert (_pipeline_text(tmp_path / "ray", stage, name)
+                    == _pipeline_text(tmp_path / "staged", stage, name)), f"{stage}/{name}"
+    nemo = (tmp_path / "ray/03-export/nemo_manifest.json").read_text()
+    assert nemo == (tmp_path / "staged/03-export/nemo_manifest.json").read_text().replace(
+        str((tmp_path / "staged").resolve()), str((tmp_path / "ray").resolve()))
+
+
+@dataclass(frozen=True)
+class _StepOptions(StageConfig):
+    key: str = "a"
+    sleep: float = 0.0
+    #: while this file exists, the record ``rec2`` fails (an error, not a reject: not journalled)
+    fail_marker: str = ""
+    #: ``rec0`` and ``rec1`` come out under one id: a duplicate record for the next stage
+    merge_ids: bool = False
+    times: bool = False  # note when each record ran and what its actor holds
+
+
+class _Step(Stage[_StepOptions]):
+    name = "step"
+    version = "1"
+    Config = _StepOptions
+
+    def process(self, cut, context):
+        import time
+
+        from lhotse.utils import fastcopy
+
+        if self.config.fail_marker and Path(self.config.fail_marker).exists() and (
+                cut.id == "rec2"):
+            raise RuntimeError("the marker file is there")
+        started = time.time()
+        time.sleep(self.config.sleep)
+        noted: dict = {"seen": True}
+        if self.config.times:
+            assigned = ray.get_runtime_context().get_assigned_resources()
+            noted = {"cpu": assigned.get("CPU", 0.0), "start": started, "end": time.time()}
+        cut = fastcopy(cut, custom={**(cut.custom or {}), self.config.key: noted})
+        if self.config.merge_ids and cut.id in ("rec0", "rec1"):
+            cut = fastcopy(cut, id="rec01")
+        return cut
+
+
+def _step_chain(tmp_path: Path, name: str, *options: _StepOptions,
+                resources: tuple[dict, ...] = ()):
+    from synpara.executors.stream import StreamStep
+
+    return [StreamStep(_Step(option), tmp_path / name / f"{index:02d}", f"up{index}",
+                       f"stage {index}", resources[index] if resources else {})
+            for index, option in enumerate(options)]
+
+
+def test_ray_stream_runs_each_stage_on_actors_with_its_resources_side_by_side(
+        tmp_path, four_cuts, ray_cluster):
+    from synpara.executors.stream import run_streamed
+
+    steps = _step_chain(tmp_path, "sides", _StepOptions("a", 0.4, times=True),
+                        _StepOptions("b", 0.4, times=True),
+                        resources=({"num_cpus": 0.5}, {"num_cpus": 0.25}))
+    summaries = run_streamed(steps, str(four_cuts), seed=0, workers=2, threads=1, pool=None,
+                             progress=False, executor="ray")
+    assert [s.cuts for s in summaries] == [4, 4]
+    cuts = list(iter_cuts(summaries[1].manifest))
+    assert {cut.custom["a"]["cpu"] for cut in cuts} == {0.5}
+    assert {cut.custom["b"]["cpu"] for cut in cuts} == {0.25}
+    # side by side: the second stage began before the first had finished every record
+    assert min(c.custom["b"]["start"] for c in cuts) < max(c.custom["a"]["end"] for c in cuts)
+    # without a reservation the stages share the worker's cores
+    default = run_streamed(_step_chain(tmp_path, "default", _StepOptions("a", times=True),
+                                       _StepOptions("b", times=True)),
+                           str(four_cuts), seed=0, workers=2, threads=1, pool=None,
+                           progress=False, executor="ray")
+    assert {cut.custom["b"]["cpu"] for cut in iter_cuts(default[1].manifest)} == {0.5}
+
+
+def test_ray_stream_resumes_every_stage_as_the_local_stream(tmp_path, four_cuts, ray_cluster):
+    """A record failing in the second stage stops the run with the rest journalled; a rerun does
+    only that record, in that stage and the one after, and writes what the local stream writes."""
+    from synpara.executors.stream import run_streamed
+
+    marker = tmp_path / "fail"
+    marker.touch()
+    options = (_StepOptions("a"), _StepOptions("b", fail_marker=str(marker)), _StepOptions("c"))
+    with pytest.raises(SynparaError, match="1 of 4 records failed"):
+        run_streamed(_step_chain(tmp_path, "ray", *options), str(four_cuts), seed=0, workers=2,
+                     threads=1, pool=None, progress=False, executor="ray")
+    marker.unlink()
+    summaries = run_streamed(_step_chain(tmp_path, "ray", *options), str(four_cuts), seed=0,
+                             workers=2, threads=1, pool=None, progress=False, executor="ray")
+    # the first stage finished in the first run (skipped); rec2 is done once in each later stage
+    assert [(s.skipped, s.resumed, s.processed) for s in summaries] == [
+        (True, 0, 0), (False, 3, 1), (False, 3, 1)]
+    local = run_streamed(_step_chain(tmp_path, "local", *options), str(four_cuts), seed=0,
+                         workers=1, threads=1, pool=None, progress=False)
+    for ours, theirs in zip(summaries, local, strict=True):
+        for name in ("cuts.jsonl.gz", "rejects.jsonl.gz"):
+            assert (_pipeline_text(Path(ours.output_dir).parent, Path(ours.output_dir).name, name)
+                    == _pipeline_text(Path(theirs.output_dir).parent,
+                                      Path(theirs.output_dir).name, name)), name
+
+
+def test_ray_stream_rejects_a_duplicate_id_once(tmp_path, four_cuts, ray_cluster):
+    """Two records of one id in the stream: one goes on, the other is a reject line (which one
+    depends on which finished first, as on the local stream with several workers)."""
+    from synpara.executors.stream import run_streamed
+
+    summaries = run_streamed(
+        _step_chain(tmp_path, "dup", _StepOptions("a", merge_ids=True), _StepOptions("b"),
+                    _StepOptions("c")),
+        str(four_cuts), seed=0, workers=2, threads=1, pool=None, progress=False, executor="ray")
+    assert [(s.cuts, s.rejected) for s in summaries] == [(4, 0), (3, 1), (3, 0)]
+    assert summaries[1].reject_reasons == {"duplicate record id 'rec01'": 1}
+    assert sorted(cut.id for cut in iter_cuts(summaries[2].manifest)) == ["rec01", "rec2", "rec3"]

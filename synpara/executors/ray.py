@@ -1,4 +1,5 @@
-"""The Ray runner: the same stage, set up once per Ray Data actor, on any Ray cluster.
+"""The Ray runner: the same stage, set up once per Ray Data actor, on any Ray cluster. (Stages
+streamed into each other run as one Ray Data chain: ``ray_stream.py``.)
 
 ``ray.init()`` joins the cluster named by ``RAY_ADDRESS`` or starts a local one. The driver keeps
 the done log, resumption and final manifest as with the local runner, so output is identical;
@@ -50,7 +51,7 @@ class _StageActor:
         return {"index": list(batch["index"]), "line": lines}
 
 
-def _ensure_ray() -> None:
+def ensure_ray() -> None:
     import ray
 
     if ray.is_initialized():
@@ -85,7 +86,7 @@ def check_cluster(job: Job, reservation: dict[str, Any], nodes: list[dict[str, f
     )
 
 
-def _node_totals() -> list[dict[str, float]]:
+def node_totals() -> list[dict[str, float]]:
     import ray
 
     return [dict(node.get("Resources", {})) for node in ray.nodes() if node.get("Alive")]
@@ -97,11 +98,11 @@ def run_records(
     """Process ``records`` on Ray Data actors (``job.workers`` of them); results stream back."""
     import ray
 
-    _ensure_ray()
+    ensure_ray()
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the driver's tqdm bar already counts records
     reservation = actor_resources(job)
-    check_cluster(job, reservation, _node_totals())
+    check_cluster(job, reservation, node_totals())
     while True:
         chunk = list(itertools.islice(records, CHUNK_RECORDS))
         if not chunk:
@@ -111,7 +112,7 @@ def run_records(
             _StageActor,
             fn_constructor_args=(shippable(job),),
             batch_size=batch_size(len(chunk), job.workers),
-            concurrency=job.workers,
+            compute=ray.data.ActorPoolStrategy(size=job.workers),
             **reservation,
         )
         for row in dataset.iter_rows():

@@ -42,11 +42,12 @@ from synpara.executors.worker import Job, available_cores, first_line
 from synpara.manifest import (
     MANIFEST_NAME,
     REJECTS_NAME,
+    cut_from_dict,
     dumps,
     validate_cut,
     write_json_lines_atomic,
 )
-from synpara.stage import FinaliseContext, Record, Reject, Stage
+from synpara.stage import FinaliseContext, Record, Reject, Stage, cut_source, fingerprint_of
 
 log = logging.getLogger(__name__)
 
@@ -408,6 +409,12 @@ def pending_records(
                 on_resumed(key, record)
             continue
         yield key, checked(record, input_kind, allow_unknown_labels)
+
+
+def record_of(data: dict[str, Any], source: str) -> Record:
+    """A cut's journal JSON as the record the next stage reads, as from its manifest line."""
+    cut = cut_from_dict(data, source)
+    return Record(cut.id, cut_source(cut), cut, fingerprint_of(data))
 
 
 def checked(record: Record, input_kind: str, allow_unknown_labels: bool) -> Record:

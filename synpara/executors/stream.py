@@ -1,12 +1,13 @@
-"""Consecutive stages at once on the local pool: a record goes on to the next stage when it is done.
+"""Consecutive stages at once: a record goes on to the next stage when it is done.
 
 Run one after the other, each stage waits at its end for its slowest record while the other
 workers idle, and the next stage starts only once the manifest is written (on the mining graph
 over 4 files and 2 workers, a per-record trace showed a worker idle 1-4 s at each stage's end;
-streamed, both end within 0.6 s: benchmarks/README.md). Here the driver sends each record of stage
-k+1 to the pool as soon as stage k journals the cut it comes from. Records further down the chain
-go first, so records waiting for the next stage never pile up in the driver (a test holds its
-memory to the in-flight window).
+streamed, both end within 0.6 s: benchmarks/README.md). Here, on the local pool, the driver sends
+each record of stage k+1 to the pool as soon as stage k journals the cut it comes from. Records
+further down the chain go first, so records waiting for the next stage never pile up in the driver
+(a test holds its memory to the in-flight window). On Ray (``executor="ray"``) the stages are one
+Ray Data chain instead (``ray_stream.py``); the driver's side below is the same.
 
 Nothing else changes: each stage keeps its own directory, journal, manifest, rejects and
 ``_SUCCESS``, byte for byte what the stages run one by one write (a test compares them); a killed
@@ -33,7 +34,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +45,13 @@ from synpara.executors.run import (
     StageOutput,
     pending_records,
     primed,
+    record_of,
     require_output,
     stage_info,
 )
 from synpara.executors.worker import Job, record_line, setup_stage, shippable
-from synpara.manifest import MANIFEST_NAME, cut_from_dict
-from synpara.stage import Record, Stage, cut_source, fingerprint_of
+from synpara.manifest import MANIFEST_NAME
+from synpara.stage import Record, Stage
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class StreamStep:
     output_dir: Path
     upstream: str
     where: str  # how errors name it, e.g. "stage 02-diarize"
+    #: what each Ray actor of the stage reserves (the pipeline YAML's ``resources``)
+    resources: dict[str, float] = field(default_factory=dict)
 
 
 def run_streamed(
@@ -89,9 +93,12 @@ def run_streamed(
     max_failures: float = 0,
     checksum_inputs: bool = False,
     allow_unknown_labels: bool = False,
+    executor: str = "local",
 ) -> list[RunSummary]:
     """Run ``steps`` (each one :func:`can_stream` after the one before) over ``input_path``, the
-    first step's input; one :class:`RunSummary` per step, as :func:`run_stage` gives."""
+    first step's input; one :class:`RunSummary` per step, as :func:`run_stage` gives.
+    ``executor``: ``local`` (``pool``'s workers) or ``ray`` (a Ray Data chain: ``ray_stream.py``).
+    """
     summaries: list[RunSummary] = []
     with ExitStack() as stack:
         # Steps already complete are skipped as run_stage skips them; streaming starts at the
@@ -130,7 +137,14 @@ def run_streamed(
             outputs[position].open(overwrite, progress, bar=bar.counter(position))
             outputs[position].summary.streamed = True
 
-        flow = _Flow(outputs, open_output, seed, workers, threads, allow_unknown_labels)
+        flow: Any
+        if executor == "ray":
+            from synpara.executors.ray_stream import RayChain
+
+            flow = RayChain(outputs, open_output, seed, workers, threads, allow_unknown_labels,
+                            [step.resources for step in steps])
+        else:
+            flow = _Flow(outputs, open_output, seed, workers, threads, allow_unknown_labels)
         try:
             flow.run(records, pool)
         finally:
@@ -144,12 +158,6 @@ def run_streamed(
             summaries.append(output.finish(max_failures, seed))
             require_output(output.summary, where=step.where)
     return summaries
-
-
-def _record_of(data: dict[str, Any], source: str) -> Record:
-    """A cut's journal JSON as the record the next stage reads, as from its manifest line."""
-    cut = cut_from_dict(data, source)
-    return Record(cut.id, cut_source(cut), cut, fingerprint_of(data))
 
 
 class _StreamBar:
@@ -224,7 +232,7 @@ class _Flow:
             return
         self.require_open(position)
         output = self.outputs[position]
-        keyed = ((parent_key + (place,), _record_of(data, output.info["input"]))
+        keyed = ((parent_key + (place,), record_of(data, output.info["input"]))
                  for place, data in enumerate(cuts))
         for key, record in pending_records(
                 keyed, output, "manifest", self.allow_unknown_labels,
