@@ -145,12 +145,21 @@ def run_graph(files: list[Path], output: Path, model: str, device: str, workers:
     trace = output / "trace.jsonl"
     trace.unlink(missing_ok=True)
     os.environ[TRACE_VARIABLE] = str(trace)  # the workers, spawned by the run, inherit it
+    if executor == "ray":  # Ray's workers get their environment from the cluster's start
+        import ray
+
+        from synpara.executors.worker import available_cores
+
+        ray.init(num_cpus=available_cores(), include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {TRACE_VARIABLE: str(trace)}})
     try:
         started = time.perf_counter()
         summaries = run_pipeline(pipeline, overwrite=True, progress=False)
         wall = time.perf_counter() - started
     finally:
         del os.environ[TRACE_VARIABLE]
+        if executor == "ray":
+            ray.shutdown()
     return {"wall": wall, "stream": stream, "executor": executor,
             "stages": {s.stage: s.seconds for s in summaries},
             "cuts": {s.stage: s.cuts for s in summaries}, **busy_seconds(trace)}

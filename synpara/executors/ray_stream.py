@@ -197,7 +197,9 @@ class RayChain:
             if not chunk:
                 return
             rows = [{"items": pickle.dumps([item]), "events": pickle.dumps([])} for item in chunk]
-            dataset = ray.data.from_items(rows)
+            # one block per row: an actor works through a block as one task whose output goes on
+            # only when it ends, so a record would wait for the others packed with it
+            dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
             for position, (job, reservation) in enumerate(zip(self.jobs, reservations)):
                 following = (self.outputs[position + 1].info["input"]
                              if position + 1 < len(self.outputs) else None)
