@@ -277,3 +277,24 @@ def test_ray_stream_rejects_a_duplicate_id_once(tmp_path, four_cuts, ray_cluster
     assert [(s.cuts, s.rejected) for s in summaries] == [(4, 0), (3, 1), (3, 0)]
     assert summaries[1].reject_reasons == {"duplicate record id 'rec01'": 1}
     assert sorted(cut.id for cut in iter_cuts(summaries[2].manifest)) == ["rec01", "rec2", "rec3"]
+
+
+class _CannotSetUp(_Step):
+    """A stage whose model cannot be loaded (as a Whisper name with no network)."""
+
+    def setup(self, threads: int = 0) -> None:
+        raise SynparaError("cannot load model 'nowhere'")
+
+
+def test_a_stage_that_cannot_be_set_up_is_one_line_on_ray(tmp_path, four_cuts, ray_cluster):
+    """As on the local executor: the stage's SynparaError, not an actor's death with tracebacks."""
+    from synpara.executors.stream import StreamStep, run_streamed
+
+    with pytest.raises(SynparaError, match=r"^step: cannot load model 'nowhere'$"):
+        run_stage(_CannotSetUp(), str(four_cuts), tmp_path / "one", workers=2, executor="ray",
+                  progress=False)
+    steps = [StreamStep(_Step(), tmp_path / "a", "up", "stage a"),
+             StreamStep(_CannotSetUp(), tmp_path / "b", "up", "stage b")]
+    with pytest.raises(SynparaError, match=r"^step: cannot load model 'nowhere'$"):
+        run_streamed(steps, str(four_cuts), seed=0, workers=2, threads=1, pool=None,
+                     progress=False, executor="ray")

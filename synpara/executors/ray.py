@@ -39,16 +39,35 @@ CHUNK_RECORDS = 10_000
 BATCH_RECORDS = 16
 
 
+def setup_error(job: Job) -> str:
+    """Set up ``job.stage`` in this actor; a :class:`SynparaError` (a model that cannot load, a
+    bank that is empty) comes back as its message, to be sent with every row so the driver raises
+    it as the local runner does: one line. Raised here, Ray would report an actor's death with
+    tracebacks."""
+    try:
+        setup_stage(job)  # as many threads as a local worker: the same numerics
+    except SynparaError as error:
+        return str(error)
+    return ""
+
+
+def raise_setup_error(job: Job, message: str) -> None:
+    if message:
+        raise SynparaError(f"{job.stage.name}: {message}")
+
+
 class _StageActor:
     """A Ray Data callable class: holds one set-up stage for its lifetime."""
 
     def __init__(self, job: Job) -> None:
         self.job = job
-        setup_stage(job)  # as many threads as a local worker: the same numerics
+        self.error = setup_error(job)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        lines = [record_line(self.job, pickle.loads(blob)) for blob in batch["record"]]
-        return {"index": list(batch["index"]), "line": lines}
+        blobs = batch["record"]
+        lines = ([""] * len(blobs) if self.error else
+                 [record_line(self.job, pickle.loads(blob)) for blob in blobs])
+        return {"index": list(batch["index"]), "line": lines, "error": [self.error] * len(blobs)}
 
 
 def ensure_ray() -> None:
@@ -116,6 +135,7 @@ def run_records(
             **reservation,
         )
         for row in dataset.iter_rows():
+            raise_setup_error(job, row["error"])
             on_done(int(row["index"]), row["line"])
 
 

@@ -29,15 +29,17 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from synpara.errors import SynparaError
 from synpara.executors.ray import (
     CHUNK_RECORDS,
     actor_resources,
     check_cluster,
     ensure_ray,
     node_totals,
+    setup_error,
 )
 from synpara.executors.run import StageOutput, checked, pending_records, record_of
-from synpara.executors.worker import Job, record_line, setup_stage, shippable
+from synpara.executors.worker import Job, record_line, shippable
 from synpara.stage import Record
 
 #: ``(position, key, record)``: a record waiting for the stage at ``position``; ``key`` sorts it
@@ -57,11 +59,17 @@ class _ChainActor:
         #: the next stage's input (how its records name their source); None for the last stage
         self.next_input = next_input
         self.allow_unknown_labels = allow_unknown_labels
-        setup_stage(job)
+        self.error = setup_error(job)
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list[bytes]]:
-        rows: dict[str, list[bytes]] = {"items": [], "events": []}
-        for items_blob, events_blob in zip(batch["items"], batch["events"]):
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        rows: dict[str, list[Any]] = {"items": [], "events": [], "error": []}
+        for items_blob, events_blob, error in zip(batch["items"], batch["events"],
+                                                  batch["error"]):
+            rows["error"].append(error or (self.error and f"{self.job.stage.name}: {self.error}"))
+            if rows["error"][-1]:
+                rows["items"].append(items_blob)
+                rows["events"].append(events_blob)
+                continue
             items: list[Item] = pickle.loads(items_blob)
             events: list[Event] = pickle.loads(events_blob)
             frontier: list[Item] = []
@@ -196,7 +204,8 @@ class RayChain:
             chunk = list(itertools.islice(items, CHUNK_RECORDS))
             if not chunk:
                 return
-            rows = [{"items": pickle.dumps([item]), "events": pickle.dumps([])} for item in chunk]
+            rows = [{"items": pickle.dumps([item]), "events": pickle.dumps([]), "error": ""}
+                    for item in chunk]
             # one block per row: an actor works through a block as one task whose output goes on
             # only when it ends, so a record would wait for the others packed with it
             dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
@@ -213,4 +222,6 @@ class RayChain:
                     **reservation,
                 )
             for row in dataset.iter_rows():
+                if row["error"]:  # a stage could not be set up: one line, as the local stream
+                    raise SynparaError(row["error"])
                 self.replay(pickle.loads(row["events"]))
