@@ -110,7 +110,7 @@ class RayChain:
                 resources=stage_resources or {"num_cpus": share})
             for output, stage_resources in zip(outputs, resources)
         ]
-        #: rows of records of later stages found pending while resuming, not yet sent
+        #: records of later stages found pending while resuming, not yet sent
         self._queued: deque[Item] = deque()
         #: keys of records replaced by a duplicate-id reject: their descendants' events are void
         self._void: set[tuple[int, ...]] = set()
