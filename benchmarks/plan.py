@@ -56,13 +56,14 @@ def main() -> None:
     pool_hours = {"CPU": 0.0, "GPU": 0.0}
     for stage, seconds in row["pipeline"]["stages"].items():
         cost = (busy[stage] * cores_per_worker if busy else seconds * args.cores) / audio_s
-        if stage in gpu_stages and args.gpus:
+        on_gpu = stage in gpu_stages and args.gpus > 0
+        if on_gpu:
             rate, where = gpu_rt[stage] * args.gpus, f"{args.gpus} GPUs (assumed)"
         else:
             rate, where = args.cpu_cores / cost, f"{args.cpu_cores} cores"
         hours = total_s / (rate * args.efficiency) / 3600
         hours_total += hours
-        pool_hours["GPU" if where.endswith("(assumed)") else "CPU"] += hours
+        pool_hours["GPU" if on_gpu else "CPU"] += hours
         lines.append(f"| {stage} | {cost:.3f} | {where} | {rate:.0f} | {hours:.1f} |")
     lines.append(f"| **all, one by one** | | | | **{hours_total:.1f}** |")
     lines.append(f"| **all, streamed** (CPU stages {pool_hours['CPU']:.1f} h beside GPU stages "
