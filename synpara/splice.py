@@ -281,6 +281,33 @@ def speech_near(host: np.ndarray, spans: list[tuple[int, int]], lo: int, hi: int
     return np.concatenate(parts) if parts else host
 
 
+@dataclass(frozen=True)
+class LoudnessMatch:
+    """A clip brought to the loudness of the speech around its insertion point."""
+
+    samples: np.ndarray
+    speech_lufs: float  # the host's words near the insertion point
+    target_lufs: float
+    gain_db: float  # all the gain applied, the peak limit included
+    peak_limit_db: float
+
+
+def match_loudness(clip: np.ndarray, rate: int, host: np.ndarray, spans: list[tuple[int, int]],
+                   at: int, window: int, offsets_db: tuple[float, ...],
+                   ceiling: float = 0.9) -> LoudnessMatch:
+    """``clip`` at the loudness of the host's words within ``window`` samples of ``at`` plus
+    ``offsets_db`` (added in order), edges faded over 5 ms, its peak held under ``ceiling``."""
+    speech_lufs = loudness_lufs(speech_near(host, spans, at - window, at + window), rate)
+    target = speech_lufs
+    for offset in offsets_db:
+        target += offset
+    gain = gain_to_loudness(clip, rate, target)
+    processed = edge_fade(apply_gain(clip, gain), int(round(0.005 * rate)))
+    limit = peak_limit_gain_db(processed, ceiling=ceiling)
+    processed = apply_gain(processed, limit) if limit else processed
+    return LoudnessMatch(processed, speech_lufs, target, gain + limit, limit)
+
+
 def host_f0_hz(host: np.ndarray, spans: list[tuple[int, int]], rate: int) -> float | None:
     """The host speaker's F0 median over the words."""
     from synpara.audio import resample

@@ -305,11 +305,8 @@ class Insert(Stage[InsertConfig]):
         rng: np.random.Generator,
     ) -> _Event:
         from synpara.splice import (
-            apply_gain,
-            edge_fade,
-            gain_to_loudness,
             loudness_lufs,
-            peak_limit_gain_db,
+            match_loudness,
             pitch_shift,
             quietest_stretch,
             room_tone,
@@ -345,21 +342,17 @@ class Insert(Stage[InsertConfig]):
                 shifted = pitch_shift(raw, rate, semitones, config.formant_follow, world)
             else:
                 shifted = raw
-            window = _sample(config.loudness_window, rate)
-            at = placement.slot.at_sample
-            speech = speech_near(host, spans, at - window, at + window)
-            speech_lufs = loudness_lufs(speech, rate)
-            target = speech_lufs + rule.gain_db + config.gain_db
-            gain = gain_to_loudness(shifted, rate, target)
-            processed = edge_fade(apply_gain(shifted, gain), _sample(0.005, rate))
-            limit = peak_limit_gain_db(processed, ceiling=0.9)
-            processed = apply_gain(processed, limit) if limit else processed
+            matched = match_loudness(shifted, rate, host, spans, placement.slot.at_sample,
+                                     _sample(config.loudness_window, rate),
+                                     (rule.gain_db, config.gain_db))
+            processed = matched.samples
             info.update({
                 "clip_id": clip.id, "source": clip.source, "licence": clip.licence,
                 "clip_f0_hz": clip.f0_hz, "host_f0_hz": _r(host_f0),
                 "pitch_shift_semitones": round(semitones, 3), "converter": config.converter,
-                "speech_lufs": round(speech_lufs, 2), "target_lufs": round(target, 2),
-                "gain_db": round(gain + limit, 3), "peak_limit_db": round(limit, 3),
+                "speech_lufs": round(matched.speech_lufs, 2),
+                "target_lufs": round(matched.target_lufs, 2), "gain_db": round(matched.gain_db, 3),
+                "peak_limit_db": round(matched.peak_limit_db, 3),
                 "clip_lufs": round(loudness_lufs(processed, rate), 2),
             })
         length = pad_before + len(processed) + pad_after
