@@ -20,6 +20,7 @@ from synpara.placement import find_slots, load_rules, plan_events
 from synpara.splice import (
     f0_median_hz,
     loudness_lufs,
+    match_loudness,
     pitch_shift,
     room_tone,
     semitones_toward,
@@ -188,6 +189,18 @@ def test_pitch_and_loudness_matching() -> None:
     assert np.max(np.abs(shifted)) < 1.0
     # the bounded shift stops at its limit
     assert semitones_toward(before, 110.0, 12.0) == -12.0
+    # the clip goes to the loudness of the words near the insertion point plus the offsets...
+    rng = np.random.default_rng(0)
+    host = np.concatenate([0.01 * rng.standard_normal(24000), 0.3 * rng.standard_normal(24000)])
+    words = [(0, 24000), (24000, 48000)]  # a quiet word, then a loud one
+    near_quiet = match_loudness(laugh, 24000, host, words, 12000, 6000, (-3.0, 1.0))
+    assert near_quiet.target_lufs == pytest.approx(near_quiet.speech_lufs - 2.0)
+    assert loudness_lufs(near_quiet.samples, 24000) == pytest.approx(near_quiet.target_lufs,
+                                                                      abs=0.5)
+    # ... and a clip that would pass the ceiling there is turned down until its peak is under it
+    near_loud = match_loudness(laugh, 24000, host, words, 36000, 6000, (12.0,), ceiling=0.5)
+    assert near_loud.peak_limit_db < 0 and np.max(np.abs(near_loud.samples)) <= 0.5 + 1e-6
+    assert near_loud.speech_lufs > near_quiet.speech_lufs + 20
 
 
 def test_stage_pitch_loudness_records(hosts: Path, bank: Path, tmp_path: Path) -> None:
