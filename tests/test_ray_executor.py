@@ -180,6 +180,8 @@ class _StepOptions(StageConfig):
     #: ``rec0`` and ``rec1`` come out under one id: a duplicate record for the next stage
     merge_ids: bool = False
     times: bool = False  # note when each record ran and what its actor holds
+    #: ``rec0`` waits in this stage until this file exists
+    hold_until: str = ""
 
 
 class _Step(Stage[_StepOptions]):
@@ -195,6 +197,10 @@ class _Step(Stage[_StepOptions]):
         if self.config.fail_marker and Path(self.config.fail_marker).exists() and (
                 cut.id == "rec2"):
             raise RuntimeError("the marker file is there")
+        deadline = time.time() + 120
+        while self.config.hold_until and cut.id == "rec0" and time.time() < deadline and not (
+                Path(self.config.hold_until).exists()):
+            time.sleep(0.05)
         started = time.time()
         time.sleep(self.config.sleep)
         noted: dict = {"seen": True}
@@ -263,6 +269,35 @@ def test_ray_stream_resumes_every_stage_as_the_local_stream(tmp_path, four_cuts,
             assert (_pipeline_text(Path(ours.output_dir).parent, Path(ours.output_dir).name, name)
                     == _pipeline_text(Path(theirs.output_dir).parent,
                                       Path(theirs.output_dir).name, name)), name
+
+
+def test_ray_stream_journals_each_stage_as_it_finishes(tmp_path, four_cuts, ray_cluster):
+    """A record's line in a stage is journalled when that stage is done with it, not when the
+    record leaves the chain: a kill loses only what a stage was working on."""
+    import threading
+    import time
+
+    from synpara.executors.journal import DONE_FILE, PARTS_DIR
+    from synpara.executors.stream import run_streamed
+
+    release = tmp_path / "release"
+    steps = _step_chain(tmp_path, "held", _StepOptions("a"),
+                        _StepOptions("b", hold_until=str(release)))
+    done: list = []
+    runner = threading.Thread(target=lambda: done.append(run_streamed(
+        steps, str(four_cuts), seed=0, workers=2, threads=1, pool=None, progress=False,
+        executor="ray")))
+    runner.start()
+    first_journal = steps[0].output_dir / PARTS_DIR / DONE_FILE
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and (
+            not first_journal.exists() or first_journal.read_bytes().count(b"\n") < 4):
+        time.sleep(0.05)
+    held = first_journal.read_text() if first_journal.exists() else ""
+    release.touch()
+    runner.join()
+    assert held.count("\n") == 4 and '"id": "rec0"' in held  # rec0 still held in the 2nd stage
+    assert [s.cuts for s in done[0]] == [4, 4]
 
 
 def test_ray_stream_rejects_a_duplicate_id_once(tmp_path, four_cuts, ray_cluster):

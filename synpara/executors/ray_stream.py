@@ -9,15 +9,14 @@ up. Nothing is scheduled by hand.
 
 A row of the dataset is one record of the stream's first stage (or, on a resumed run, a record of
 a later stage the driver found pending) *with everything it becomes*: the records still to do
-(``items``: ``(position, key, record)``, the frontier) and the result line of every stage that has
-processed one of them (``events``). The actor of stage k processes the items at position k and
-puts their cuts back as items of position k+1; it passes the others through. So a row's events are
-in causal order (a cut's line after the line of the record it came from), and the driver replays
-them into each stage's journal exactly as ``stream.py`` journals its results: same journals, same
-manifests, same resumption. The price: the cuts one record becomes go through later stages in one
-actor, one after the other (parallelism is across records), and the driver journals a record's
-lines when its row leaves the chain, so a killed run redoes the rows that were in flight, at every
-stage they had reached.
+(``items``: ``(position, key, record)``, the frontier). The actor of stage k processes the items at
+position k and puts their cuts back as items of position k+1; it passes the others through. Each
+result line (an *event*) goes to the driver at once through a Ray queue, before the row moves on,
+so the queue holds a cut's line after the line of the record it came from; a thread of the driver
+replays the events into each stage's journal exactly as ``stream.py`` journals its results: same
+journals, same manifests, same resumption, and a killed run redoes only the records a stage was
+working on. The price: the cuts one record becomes go through later stages in one actor, one
+after the other (parallelism is across records).
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import pickle
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -53,25 +53,24 @@ class _ChainActor:
     """A Ray Data callable class: one stage of the chain, set up once for the actor's life."""
 
     def __init__(self, job: Job, position: int, next_input: str | None,
-                 allow_unknown_labels: bool) -> None:
+                 allow_unknown_labels: bool, events: Any) -> None:
         self.job = job
         self.position = position
+        self.events = events  # a ray.util.queue.Queue the driver journals from
         #: the next stage's input (how its records name their source); None for the last stage
         self.next_input = next_input
         self.allow_unknown_labels = allow_unknown_labels
         self.error = setup_error(job)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        rows: dict[str, list[Any]] = {"items": [], "events": [], "error": []}
-        for items_blob, events_blob, error in zip(batch["items"], batch["events"],
-                                                  batch["error"]):
+        rows: dict[str, list[Any]] = {"items": [], "error": []}
+        for items_blob, error in zip(batch["items"], batch["error"]):
             rows["error"].append(error or (self.error and f"{self.job.stage.name}: {self.error}"))
             if rows["error"][-1]:
                 rows["items"].append(items_blob)
-                rows["events"].append(events_blob)
                 continue
             items: list[Item] = pickle.loads(items_blob)
-            events: list[Event] = pickle.loads(events_blob)
+            events: list[Event] = []
             frontier: list[Item] = []
             for position, key, record in items:
                 if position != self.position:
@@ -86,8 +85,9 @@ class _ChainActor:
                     child = checked(record_of(data, self.next_input), "manifest",
                                     self.allow_unknown_labels)
                     frontier.append((position + 1, key + (place,), child))
+            if events:  # journalled before the row goes on: causal order in the queue
+                self.events.put(events)
             rows["items"].append(pickle.dumps(frontier))
-            rows["events"].append(pickle.dumps(events))
         return rows
 
 
@@ -154,7 +154,7 @@ class RayChain:
     # ---- what comes out ----------------------------------------------------------------------
 
     def replay(self, events: list[Event]) -> None:
-        """Journal one row's events in their (causal) order."""
+        """Journal events in their (causal) order."""
         for position, key, line in events:
             if any(key[:n] in self._void for n in range(1, len(key) + 1)):
                 continue
@@ -199,13 +199,15 @@ class RayChain:
         nodes = node_totals()
         for job, reservation in zip(self.jobs, reservations):
             check_cluster(job, reservation, nodes)
+        from ray.util.queue import Queue
+
+        events = Queue(actor_options={"num_cpus": 0})
         items = self._items(records)
         while True:
             chunk = list(itertools.islice(items, CHUNK_RECORDS))
             if not chunk:
                 return
-            rows = [{"items": pickle.dumps([item]), "events": pickle.dumps([]), "error": ""}
-                    for item in chunk]
+            rows = [{"items": pickle.dumps([item]), "error": ""} for item in chunk]
             # one block per row: an actor works through a block as one task whose output goes on
             # only when it ends, so a record would wait for the others packed with it
             dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
@@ -215,13 +217,56 @@ class RayChain:
                 dataset = dataset.map_batches(
                     _ChainActor,
                     fn_constructor_args=(shippable(job), position, following,
-                                         self.allow_unknown_labels),
+                                         self.allow_unknown_labels, events),
                     batch_size=1,  # a row is a record and all it becomes: seconds of work
                     # Ray Data grows a stage's pool while rows wait for it
                     compute=ray.data.ActorPoolStrategy(min_size=1, max_size=job.workers),
                     **reservation,
                 )
-            for row in dataset.iter_rows():
-                if row["error"]:  # a stage could not be set up: one line, as the local stream
-                    raise SynparaError(row["error"])
-                self.replay(pickle.loads(row["events"]))
+            # The rows only drive the chain: results reach the journals through the queue.
+            with _Journaller(self, events) as journaller:
+                for row in dataset.iter_rows():
+                    if row["error"]:  # a stage could not be set up: one line, as locally
+                        raise SynparaError(row["error"])
+                    journaller.check()
+
+
+class _Journaller:
+    """A thread of the driver that replays the events in the queue as they come; on leaving, it
+    journals what is left (all of it: every actor puts its events before its row goes on) and
+    raises what went wrong in it."""
+
+    def __init__(self, chain: RayChain, events: Any) -> None:
+        self.chain, self.events = chain, events
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="synpara-journal", daemon=True)
+
+    def _run(self) -> None:
+        from ray.util.queue import Empty
+
+        try:
+            while True:
+                try:
+                    batch = self.events.get(timeout=0.1)
+                except Empty:
+                    if self.stop.is_set():
+                        return
+                    continue
+                self.chain.replay(batch)
+        except BaseException as error:  # raised in the driver's thread by check() / __exit__
+            self.error = error
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def __enter__(self) -> _Journaller:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        if exc[0] is None:
+            self.check()
