@@ -191,6 +191,7 @@ class RayChain:
 
     def run(self, records: Iterator[Record], pool: Any = None) -> None:
         import ray
+        from ray.util.queue import Queue
 
         ensure_ray()
         context = ray.data.DataContext.get_current()
@@ -199,8 +200,6 @@ class RayChain:
         nodes = node_totals()
         for job, reservation in zip(self.jobs, reservations):
             check_cluster(job, reservation, nodes)
-        from ray.util.queue import Queue
-
         events = Queue(actor_options={"num_cpus": 0})
         items = self._items(records)
         while True:
