@@ -109,8 +109,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("output/bench_head"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--through-detect", action="store_true",
-                        help="also run each head through the detect stage: its events with their "
-                             "edges snapped to the signal, as `synpara detect` writes them")
+                        help="also run each head through the detect stage: its events merged "
+                             "and filtered by minimum duration, as `synpara detect` writes them")
     parser.add_argument("--words", action="store_true",
                         help="give both detectors the files' confident Whisper base words")
     args = parser.parse_args()
