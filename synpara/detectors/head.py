@@ -356,7 +356,7 @@ class HeadDetector(Detector):
 
     It has ``labels`` and ``predict(windows)`` like every detector, and also :meth:`events`: the
     head times events frame by frame (0.1 s) with its own dev-chosen thresholds, so detect uses
-    those instead of its window rules, and only snaps their edges to the signal.
+    those instead of its window rules and keeps the head's own edges (refine snaps them later).
     """
 
     def __init__(self, head: EventHead, batch_size: int) -> None:
