@@ -17,6 +17,11 @@ count as wrong, as they would for a user.
 
     python benchmarks/isolated.py                                  # head:default vs yamnet rules
     python benchmarks/isolated.py --detectors head:default,head:OUT/head.pt
+    python benchmarks/isolated.py --forced-choice      # + each head forced to name every clip
+
+``--forced-choice`` adds a row per head in which every clip is named by the label whose frame
+probability stands highest over that label's own threshold (max over frames of p / threshold):
+a measurement of what the head knows when it must choose, not what detect writes.
 
 Prints a table (and ``--json FILE``); asserts nothing.
 """
@@ -52,7 +57,15 @@ def named(spans: list[Any]) -> str:
     return seconds.most_common(1)[0][0] if seconds else "none"
 
 
-def run(detector: str, items: list[tuple[str, Path]], threads: int) -> list[dict[str, Any]]:
+def forced_label(head: Any, samples: Any) -> str:
+    """The head's label with the highest max-over-frames probability / its threshold."""
+    peaks = head.frame_probs(samples).max(axis=0)
+    ratios = [peak / head.thresholds.get(label, 0.5) for label, peak in zip(head.labels, peaks)]
+    return str(head.labels[max(range(len(ratios)), key=ratios.__getitem__)])
+
+
+def run(detector: str, items: list[tuple[str, Path]], threads: int,
+        forced: bool = False) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
     from synpara.audio import SAMPLE_RATE, decode, resample, to_mono
@@ -67,7 +80,16 @@ def run(detector: str, items: list[tuple[str, Path]], threads: int) -> list[dict
         spans, _ = stage.detect(samples)
         rows.append({"category": category, "file": path.name, "named": named(spans),
                      "labels": sorted({s.label for s in spans})})
+        if forced:
+            rows[-1]["forced"] = forced_label(stage.detector.head, samples)
     return rows
+
+
+def with_forced(results: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """``results`` plus a "NAME (forced choice)" entry for each detector that has forced labels."""
+    extra = {f"{name} (forced choice)": [{**row, "named": row["forced"]} for row in rows]
+             for name, rows in results.items() if rows and "forced" in rows[0]}
+    return {**results, **extra}
 
 
 def scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -97,9 +119,13 @@ def main() -> None:
     parser.add_argument("--detectors", default="head:default,yamnet")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None, help="also write every clip's result here")
+    parser.add_argument("--forced-choice", action="store_true",
+                        help="also score each head forced to name every clip")
     args = parser.parse_args()
     items = clips(args.clips)
-    results = {name: run(name, items, args.threads) for name in args.detectors.split(",")}
+    results = with_forced({
+        name: run(name, items, args.threads, args.forced_choice and name.startswith("head:"))
+        for name in args.detectors.split(",")})
     figures = {name: scores(rows) for name, rows in results.items()}
     categories = sorted({c for c, _ in items})
     lines = [f"{len(items)} clips in {args.clips} ({len(categories)} folders; negatives: "

@@ -12,6 +12,7 @@ the label with the most event seconds, "none" without events.
 
     python benchmarks/mandarin_clips.py                        # head:default vs yamnet rules
     python benchmarks/mandarin_clips.py --detectors head:OUT/head.pt
+    python benchmarks/mandarin_clips.py --forced-choice       # + each head forced to choose
 
 Prints a table (and ``--json FILE``); asserts nothing.
 """
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from isolated import REPO, SHARED, named  # noqa: E402
+from isolated import REPO, SHARED, forced_label, named, with_forced  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 #: Sentences the shipped head never heard (its espeak hosts read another one).
@@ -84,7 +85,8 @@ def make_clips(shared: Path, work: Path, seed: int) -> list[dict[str, Any]]:
     return clips
 
 
-def run(detector: str, clips: list[dict[str, Any]], threads: int) -> list[dict[str, Any]]:
+def run(detector: str, clips: list[dict[str, Any]], threads: int,
+        forced: bool = False) -> list[dict[str, Any]]:
     from synpara.stages.detect import Detect, DetectConfig
 
     stage = Detect(DetectConfig(detector=detector, threads=threads))
@@ -93,6 +95,8 @@ def run(detector: str, clips: list[dict[str, Any]], threads: int) -> list[dict[s
     for clip in clips:
         spans, _ = stage.detect(clip["samples"])
         rows.append({"category": clip["category"], "file": clip["file"], "named": named(spans)})
+        if forced:
+            rows[-1]["forced"] = forced_label(stage.detector.head, clip["samples"])
     return rows
 
 
@@ -122,12 +126,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--forced-choice", action="store_true",
+                        help="also score each head forced to name every clip (isolated.py's)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         clips = make_clips(SHARED, Path(tmp), args.seed)
     counts = Counter(c["category"] for c in clips)
-    figures = {name: scores(run(name, clips, args.threads))
-               for name in args.detectors.split(",")}
+    results = with_forced({
+        name: run(name, clips, args.threads, args.forced_choice and name.startswith("head:"))
+        for name in args.detectors.split(",")})
+    figures = {name: scores(rows) for name, rows in results.items()}
     lines = [f"{len(clips)} Mandarin clips (espeak-ng cmn, 3 voices x {len(SENTENCES)} "
              f"sentences), one real vocalization each: "
              + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), "",

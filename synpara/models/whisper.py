@@ -102,8 +102,72 @@ def load_whisper(
     if compute_type == "auto":
         compute_type = "float16" if device == "cuda" else "int8"
     try:
-        return WhisperModel(resolved, device=device, compute_type=compute_type, cpu_threads=threads)
+        whisper = WhisperModel(resolved, device=device, compute_type=compute_type,
+                               cpu_threads=threads)
     except (OSError, RuntimeError, ValueError) as error:
         hint = "" if Path(resolved).exists() else " (a hub name needs a network connection)"
         raise SynparaError(f"cannot load Whisper model {model!r}: {error}{hint}") from error
+    whisper.model = DeterministicFallback(whisper.model)
+    return whisper
 
+
+class DeterministicFallback:
+    """CTranslate2's Whisper model with faster-whisper's temperature fallback made deterministic.
+
+    faster-whisper decodes a 30 s window again, at rising temperatures, when the beam result is
+    too repetitive (gzip compression ratio > 2.4) or too unlikely (mean log-prob < -1). It then
+    *samples* with CTranslate2's generator, which is unseeded and kept per thread:
+    ``ctranslate2.set_random_seed`` reaches only its first use in a process, so the words depend on
+    what the process decoded before (measured: 11 of the 109 real speech files in
+    ``../shared/data/speech`` decoded differently in two runs of one process). Here a fallback
+    decode is a beam search in which no 3-token n-gram may occur twice (which breaks the loops the
+    fallback exists for) ranked by summed, not length-normalised, log-probability (so a window of
+    trailing silence ends early, as a sample mostly does, instead of growing a fluent sentence, as a
+    length-normalised beam did in four of the files). The same audio always gives
+    the same words. Every fallback temperature asks for the same decode, so it is made once per
+    window and reused; decodes at temperature 0 are passed on untouched.
+    """
+
+    #: beam width of a fallback decode (faster-whisper's default ``beam_size``)
+    beam_size = 5
+    #: no n-gram of this many tokens may occur twice in a fallback decode
+    no_repeat_ngram_size = 3
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self._last: tuple[Any, str, list[Any]] | None = None  # features, call, results
+
+    def __getattr__(self, name: str) -> Any:
+        # encode, align, detect_language, is_multilingual, ...: CTranslate2's own
+        return getattr(self.model, name)
+
+    def generate(self, features: Any, prompts: Any, **kwargs: Any) -> Any:
+        if kwargs.get("sampling_temperature", 0.0) <= 0:
+            return self.model.generate(features, prompts, **kwargs)
+        for sampling_option in ("sampling_temperature", "sampling_topk", "num_hypotheses"):
+            kwargs.pop(sampling_option, None)
+        kwargs["beam_size"] = self.beam_size
+        kwargs["no_repeat_ngram_size"] = kwargs.get("no_repeat_ngram_size") or \
+            self.no_repeat_ngram_size
+        caller_length_penalty = kwargs.get("length_penalty", 1.0)
+        kwargs["length_penalty"] = 0.0
+        call = repr((prompts, sorted(kwargs.items())))
+        if self._last is None or self._last[0] is not features or self._last[1] != call:
+            results = [
+                # faster-whisper recovers the summed log-prob as score x length ** its penalty
+                _Rescored(result, [score / max(len(ids), 1) ** caller_length_penalty
+                                   for score, ids in zip(result.scores, result.sequences_ids)])
+                for result in self.model.generate(features, prompts, **kwargs)
+            ]
+            self._last = (features, call, results)
+        return self._last[2]
+
+
+class _Rescored:
+    """A CTranslate2 generation result with its ``scores`` replaced."""
+
+    def __init__(self, result: Any, scores: list[float]) -> None:
+        self.result, self.scores = result, scores
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.result, name)

@@ -14,6 +14,7 @@ import pytest
 import soundfile
 
 from synpara.asr import (
+    VERBATIM_PROMPT,
     WhisperOptions,
     Word,
     pause_split_points,
@@ -26,6 +27,7 @@ from synpara.eval.words import match_words, normalise_word
 from synpara.intervals import Turn
 from synpara.manifest import EVENT, WORD, alignment_item, iter_cuts, write_cuts
 from synpara.models import load_whisper, package_file, resolve_whisper_model, whisper_base_dir
+from synpara.models.whisper import DeterministicFallback
 from synpara.stage import RecordContext, Reject
 from synpara.stages.transcribe import Transcribe, TranscribeConfig, assign_turns
 from tests.conftest import REPO, cut_for_file
@@ -149,6 +151,56 @@ def test_users_own_ctranslate2_model_loads_and_runs(tiny_random_whisper, shared_
         assert 0 <= supervision.start < supervision.end <= cut.duration + 1e-6
         assert supervision.text.strip()
     assert stage.model_id == f"faster-whisper:{tiny_random_whisper}"
+
+
+class _FallbackCounter:
+    """Counts the decodes faster-whisper asks to be sampled (its temperature fallback); the real
+    model does the work."""
+
+    def __init__(self, model) -> None:
+        self.model, self.sampled = model, 0
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def generate(self, *args, **kwargs):
+        self.sampled += kwargs.get("sampling_temperature", 0.0) > 0
+        return self.model.generate(*args, **kwargs)
+
+
+@pytest.mark.slow
+def test_temperature_fallback_gives_the_same_words_every_time(base_model, shared_data):
+    # arctic_a0009 fails faster-whisper's thresholds at every temperature: with CTranslate2's own
+    # sampling, two runs in one process gave 17 and 11 words (measured). The fallback must be
+    # deterministic: the same words on every call, whatever the process decoded before.
+    samples = _samples(shared_data / "speech/arctic/arctic_a0009.wav")
+    options = WhisperOptions(beam_size=5, initial_prompt=VERBATIM_PROMPT)
+    counter = _FallbackCounter(base_model.model)
+    base_model.model = counter
+    try:
+        runs = [transcribe_words(base_model, samples, options) for _ in range(3)]
+    finally:
+        base_model.model = counter.model
+    assert counter.sampled >= 3, "the fallback never fired: the test checks nothing"
+    assert runs[0] == runs[1] == runs[2]
+    assert runs[0]
+
+
+def test_fallback_decode_is_beam_search_not_sampling():
+    model = load_whisper("tiny.en", threads=1)
+    assert isinstance(model.model, DeterministicFallback)
+    samples = _samples(REPO / "assets/sample/sample.wav")[: SAMPLE_RATE * 8]
+    features = model.feature_extractor(samples)
+    encoded = model.encode(features[:, : model.feature_extractor.nb_max_frames])
+    prompt = [model.hf_tokenizer.token_to_id("<|startoftranscript|>")]
+    sampled = dict(beam_size=1, num_hypotheses=5, sampling_topk=0, sampling_temperature=1.0,
+                   max_length=60, return_scores=True)
+    decodes = [model.model.generate(encoded, [prompt], **sampled)[0].sequences_ids[0]
+               for _ in range(3)]
+    assert decodes[0] == decodes[1] == decodes[2]
+    tokens = decodes[0]
+    trigrams = [tuple(tokens[i:i + 3]) for i in range(len(tokens) - 2)]
+    assert len(trigrams) == len(set(trigrams)), "a fallback decode repeated a 3-token n-gram"
 
 
 # --------------------------------------------------------------------------- words
