@@ -139,6 +139,8 @@ class DeterministicFallback:
 
     def __getattr__(self, name: str) -> Any:
         # encode, align, detect_language, is_multilingual, ...: CTranslate2's own
+        if name == "model":  # not set yet (a copy being built): no endless recursion
+            raise AttributeError(name)
         return getattr(self.model, name)
 
     def generate(self, features: Any, prompts: Any, **kwargs: Any) -> Any:
@@ -170,4 +172,6 @@ class _Rescored:
         self.result, self.scores = result, scores
 
     def __getattr__(self, name: str) -> Any:
+        if name == "result":
+            raise AttributeError(name)
         return getattr(self.result, name)
