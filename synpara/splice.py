@@ -298,9 +298,7 @@ def match_loudness(clip: np.ndarray, rate: int, host: np.ndarray, spans: list[tu
     """``clip`` at the loudness of the host's words within ``window`` samples of ``at`` plus
     ``offsets_db`` (added in order), edges faded over 5 ms, its peak held under ``ceiling``."""
     speech_lufs = loudness_lufs(speech_near(host, spans, at - window, at + window), rate)
-    target = speech_lufs
-    for offset in offsets_db:
-        target += offset
+    target = sum(offsets_db, speech_lufs)  # added in order, as the stage always has
     gain = gain_to_loudness(clip, rate, target)
     processed = edge_fade(apply_gain(clip, gain), int(round(0.005 * rate)))
     limit = peak_limit_gain_db(processed, ceiling=ceiling)

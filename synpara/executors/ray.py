@@ -41,19 +41,14 @@ BATCH_RECORDS = 16
 
 def setup_error(job: Job) -> str:
     """Set up ``job.stage`` in this actor; a :class:`SynparaError` (a model that cannot load, a
-    bank that is empty) comes back as its message, to be sent with every row so the driver raises
-    it as the local runner does: one line. Raised here, Ray would report an actor's death with
-    tracebacks."""
+    bank that is empty) comes back as "stage: message", to be sent with every row so the driver
+    raises it as the local runner does: one line. Raised here, Ray would report an actor's death
+    with tracebacks."""
     try:
         setup_stage(job)  # as many threads as a local worker: the same numerics
     except SynparaError as error:
-        return str(error)
+        return f"{job.stage.name}: {error}"
     return ""
-
-
-def raise_setup_error(job: Job, message: str) -> None:
-    if message:
-        raise SynparaError(f"{job.stage.name}: {message}")
 
 
 class _StageActor:
@@ -135,7 +130,8 @@ def run_records(
             **reservation,
         )
         for row in dataset.iter_rows():
-            raise_setup_error(job, row["error"])
+            if row["error"]:
+                raise SynparaError(row["error"])
             on_done(int(row["index"]), row["line"])
 
 

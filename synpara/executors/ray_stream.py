@@ -65,7 +65,7 @@ class _ChainActor:
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         rows: dict[str, list[Any]] = {"items": [], "error": []}
         for items_blob, error in zip(batch["items"], batch["error"]):
-            rows["error"].append(error or (self.error and f"{self.job.stage.name}: {self.error}"))
+            rows["error"].append(error or self.error)
             if rows["error"][-1]:
                 rows["items"].append(items_blob)
                 continue
