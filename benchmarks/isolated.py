@@ -18,6 +18,12 @@ count as wrong, as they would for a user.
     python benchmarks/isolated.py                                  # head:default vs yamnet rules
     python benchmarks/isolated.py --detectors head:default,head:OUT/head.pt
     python benchmarks/isolated.py --forced-choice      # + each head forced to name every clip
+    python benchmarks/isolated.py --detectors head:default,yamnet,head:NC/head.pt \
+        --unseen-by NC/head.pt            # a researcher's head trained on vocal_nc itself
+
+``--unseen-by HEAD`` keeps only the clips of speakers that HEAD did not train on: the training
+split is recomputed from the head's own provenance (bank, seed, dev share), with the training
+code's ``split_bank``, so a head trained on ``vocal_nc`` is measured on voices it never heard.
 
 ``--forced-choice`` adds a row per head in which every clip is named by the label whose frame
 probability stands highest over that label's own threshold (max over frames of p / threshold):
@@ -62,6 +68,23 @@ def forced_label(head: Any, samples: Any) -> str:
     peaks = head.frame_probs(samples).max(axis=0)
     ratios = [peak / head.thresholds.get(label, 0.5) for label, peak in zip(head.labels, peaks)]
     return str(head.labels[max(range(len(ratios)), key=ratios.__getitem__)])
+
+
+def unseen_by(head_file: Path, items: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    """The clips of ``items`` whose speaker is not among ``head_file``'s training groups."""
+    import torch
+
+    from synpara.training.sources import clip_label_and_group, scan_bank, split_bank
+
+    state = torch.load(head_file, map_location="cpu", weights_only=True)
+    config = state["provenance"]["config"]
+    bank = Path(config["bank"])
+    if not bank.is_absolute():  # train-detector records the path as given, from the repo root
+        bank = REPO / bank
+    train, _ = split_bank(scan_bank(bank), config["dev_fraction"], config["seed"])
+    heard = {clip.group for clip in train}
+    return [(category, path) for category, path in items
+            if clip_label_and_group(path, path.parents[1])[1] not in heard]
 
 
 def run(detector: str, items: list[tuple[str, Path]], threads: int,
@@ -121,15 +144,20 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write every clip's result here")
     parser.add_argument("--forced-choice", action="store_true",
                         help="also score each head forced to name every clip")
+    parser.add_argument("--unseen-by", type=Path, default=None, metavar="HEAD",
+                        help="only the clips of speakers this head file did not train on")
     args = parser.parse_args()
     items = clips(args.clips)
+    if args.unseen_by:
+        items = unseen_by(args.unseen_by, items)
     results = with_forced({
         name: run(name, items, args.threads, args.forced_choice and name.startswith("head:"))
         for name in args.detectors.split(",")})
     figures = {name: scores(rows) for name, rows in results.items()}
     categories = sorted({c for c, _ in items})
-    lines = [f"{len(items)} clips in {args.clips} ({len(categories)} folders; negatives: "
-             f"{', '.join(NEGATIVES)})", "",
+    unseen = f", speakers {args.unseen_by} did not train on" if args.unseen_by else ""
+    lines = [f"{len(items)} clips in {args.clips}{unseen} ({len(categories)} folders; "
+             f"negatives: {', '.join(NEGATIVES)})", "",
              "| detector | all right | vocalizations right | found | right when found | "
              + " | ".join(categories) + " |",
              "|---|---:|---:|---:|---:|" + "---:|" * len(categories)]

@@ -403,3 +403,27 @@ def test_worker_processes_start_with_their_share_of_math_threads(monkeypatch):
     with WorkerPool(2, threads=1) as pool:
         assert pool.executor().submit(os.getenv, "OMP_NUM_THREADS").result() == "3"
     assert os.environ["OMP_NUM_THREADS"] == "3"
+
+
+def _print_and_register(text: str) -> None:
+    """In a worker: output left in stdout's buffer, and an exit handler as a library adds one."""
+    import atexit
+    import sys
+
+    sys.stdout.write(text)  # no newline, no flush: a pipe's stdout holds it in its buffer
+    atexit.register(print, f"{text}-at-exit", file=sys.stderr)
+
+
+def test_workers_exit_without_losing_output_or_exit_handlers(capfd):
+    # Workers end with os._exit, skipping the interpreter's teardown (1.4 s for one that imported
+    # pyannote.audio); what they wrote and the exit handlers their libraries registered still run.
+    from synpara.executors.local import WorkerPool
+
+    with WorkerPool(2, threads=1) as pool:
+        executor = pool.executor()
+        executor.submit(_print_and_register, "worker-said").result()
+        processes = list(executor._processes.values())  # spawned on demand
+    assert processes and all(process.exitcode == 0 for process in processes)
+    captured = capfd.readouterr()
+    assert "worker-said" in captured.out
+    assert "worker-said-at-exit" in captured.err

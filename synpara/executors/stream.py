@@ -297,6 +297,7 @@ class _Flow:
         in_flight: dict[Future[str], tuple[int, int, tuple[int, ...]]] = {}
         try:
             executor = pool.executor()
+            first_batch = True
             while True:
                 while len(in_flight) < max_in_flight and (item := next_item()) is not None:
                     position, index, key, record = item
@@ -305,6 +306,12 @@ class _Flow:
                     in_flight[future] = (position, index, key)
                 if not in_flight:
                     return
+                if first_batch and len(self.outputs) > 1:
+                    # The first finished record is read back as a lhotse cut; importing lhotse
+                    # (and torch: 2 s) then would leave both workers waiting, so it happens now,
+                    # while they start.
+                    import lhotse  # noqa: F401
+                first_batch = False
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in finished:
                     position, index, key = in_flight.pop(future)
