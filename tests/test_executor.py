@@ -427,3 +427,21 @@ def test_workers_exit_without_losing_output_or_exit_handlers(capfd):
     captured = capfd.readouterr()
     assert "worker-said" in captured.out
     assert "worker-said-at-exit" in captured.err
+
+
+def test_a_worker_exit_skips_the_teardown_but_not_later_handlers_or_buffered_output():
+    # What runs before a worker's exit hook is the interpreter's own (and multiprocessing's) part
+    # of the teardown: skipped. Handlers registered after it (libraries a stage imports) run, and
+    # output still in a pipe's buffer is flushed, as the normal exit would.
+    import os
+    import sys
+
+    script = ("import atexit; atexit.register(print, 'registered-before')\n"
+              "from synpara.executors.local import _worker_start; _worker_start()\n"
+              "atexit.register(print, 'registered-after')\n"
+              "print('buffered', end='')\n")
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True, env=environment)
+    assert "registered-after" in result.stdout and "buffered" in result.stdout
+    assert "registered-before" not in result.stdout
