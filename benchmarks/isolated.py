@@ -72,12 +72,10 @@ def forced_label(head: Any, samples: Any) -> str:
 
 def unseen_by(head_file: Path, items: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
     """The clips of ``items`` whose speaker is not among ``head_file``'s training groups."""
-    import torch
-
+    from synpara.detectors.head import EventHead
     from synpara.training.sources import clip_label_and_group, scan_bank, split_bank
 
-    state = torch.load(head_file, map_location="cpu", weights_only=True)
-    config = state["provenance"]["config"]
+    config = EventHead.load(head_file).state["provenance"]["config"]
     bank = Path(config["bank"])
     if not bank.is_absolute():  # train-detector records the path as given, from the repo root
         bank = REPO / bank

@@ -406,17 +406,19 @@ def test_worker_processes_start_with_their_share_of_math_threads(monkeypatch):
 
 
 def _print_and_register(text: str) -> None:
-    """In a worker: output left in stdout's buffer, and an exit handler as a library adds one."""
+    """In a worker: output without a newline, and an exit handler as a library adds one."""
     import atexit
     import sys
 
-    sys.stdout.write(text)  # no newline, no flush: a pipe's stdout holds it in its buffer
+    sys.stdout.write(text)
     atexit.register(print, f"{text}-at-exit", file=sys.stderr)
 
 
 def test_workers_exit_without_losing_output_or_exit_handlers(capfd):
     # Workers end with os._exit, skipping the interpreter's teardown (1.4 s for one that imported
-    # pyannote.audio); what they wrote and the exit handlers their libraries registered still run.
+    # pyannote.audio): through a real pool, they still exit cleanly, and what they wrote and the
+    # exit handlers their libraries registered still reach the parent (the flush itself is checked
+    # by the test below, without PYTHONUNBUFFERED).
     from synpara.executors.local import WorkerPool
 
     with WorkerPool(2, threads=1) as pool:
