@@ -125,16 +125,39 @@ def label_spans(probs: np.ndarray, label: str, high: float | np.ndarray,
     return spans
 
 
-def resolve_overlaps(spans: list[tuple[str, float, float, float]], thresholds: dict[str, float]
-                     ) -> list[tuple[str, float, float, float]]:
-    """Where two labels claim overlapping spans, the one further above its own threshold keeps
-    it; returned in time order."""
-    spans = sorted(spans, key=lambda s: -(s[3] / max(thresholds.get(s[0], 0.5), 1e-6)))
-    kept: list[tuple[str, float, float, float]] = []
-    for span in spans:
-        if all(span[2] <= k[1] or span[1] >= k[2] or span[0] == k[0] for k in kept):
-            kept.append(span)
-    return sorted(kept, key=lambda s: s[1])
+def one_label_per_sound(spans: list[tuple[str, float, float, float]],
+                        thresholds: dict[str, float]) -> list[tuple[str, float, float, float]]:
+    """Candidate spans of any labels that overlap or touch are one sound, and one sound gets one
+    event: it spans them all and takes the label whose spans cover the most of it (on a tie, the
+    one further above its own threshold). Returned in time order.
+
+    Frame by frame, one vocalization often fires two labels at once (a laugh's pulses as
+    `cough`); letting the span furthest above its threshold take the whole stretch made a short
+    sharp fragment win over the long sound around it. Named by seconds, the shipped head names
+    more Mandarin stand-in clips right (15 / 18 % -> 23 / 24 %, two draws) and its dev-test F1
+    rose 0.37 -> 0.39 (README, "One sound, one label").
+    """
+    sounds: list[list[tuple[str, float, float, float]]] = []
+    end = float("-inf")
+    for span in sorted(spans, key=lambda s: (s[1], s[2])):
+        if sounds and span[1] <= end:
+            sounds[-1].append(span)
+            end = max(end, span[2])
+        else:
+            sounds.append([span])
+            end = span[2]
+    events = []
+    for sound in sounds:
+        seconds: dict[str, float] = {}
+        above: dict[str, float] = {}
+        for label, start, stop, peak in sound:
+            seconds[label] = seconds.get(label, 0.0) + stop - start
+            above[label] = max(above.get(label, 0.0),
+                               peak / max(thresholds.get(label, 0.5), 1e-6))
+        label = max(seconds, key=lambda name: (seconds[name], above[name]))
+        events.append((label, min(s[1] for s in sound), max(s[2] for s in sound),
+                       max(s[3] for s in sound if s[0] == label)))
+    return events
 
 
 def word_frames(frames: int, words: Sequence[Sequence[float]] | None) -> np.ndarray:
@@ -185,15 +208,15 @@ def frames_to_events(probs: np.ndarray, labels: list[str], thresholds: dict[str,
     """Timed events ``(label, start, end, score)`` from frame probabilities ``(frames, labels)``.
 
     Frames inside confident words (``in_word``, from :func:`word_frames`) need a label's
-    ``word_thresholds`` value instead of its threshold. Where two labels claim overlapping spans,
-    the one further above its own threshold keeps it.
+    ``word_thresholds`` value instead of its threshold. Overlapping spans of several labels are
+    one sound with one label (:func:`one_label_per_sound`).
     """
     smooth = smooth_frames(np.asarray(probs, dtype=np.float32), post.median_frames)
     highs = frame_thresholds(labels, thresholds, word_thresholds, in_word)
     spans: list[tuple[str, float, float, float]] = []
     for column, label in enumerate(labels):
         spans += label_spans(smooth[:, column], label, highs[column], post)
-    return resolve_overlaps(spans, thresholds)
+    return one_label_per_sound(spans, thresholds)
 
 
 class EventHead:

@@ -17,7 +17,7 @@ from synpara.detectors.head import (
     frame_thresholds,
     frames_to_events,
     label_spans,
-    resolve_overlaps,
+    one_label_per_sound,
     smooth_frames,
 )
 
@@ -151,7 +151,7 @@ def constrain_false_alarms(head: EventHead, frames: list[np.ndarray], truth: lis
 
     def measure(chosen: dict[str, float], in_words: dict[str, float]) -> tuple[float, float]:
         per_label = [spans(label, chosen[label], in_words[label]) for label in head.labels]
-        predicted = {i: resolve_overlaps([s for spans_ in per_label for s in spans_[i]], chosen)
+        predicted = {i: one_label_per_sound([s for spans_ in per_label for s in spans_[i]], chosen)
                      for i in ids}
         scores = score_events(truth, predicted)
         f1 = scores.categories["all"].f1

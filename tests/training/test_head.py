@@ -56,6 +56,23 @@ def test_frame_targets_and_post_processing_agree():
     assert events[0][1] == pytest.approx(1.0) and events[0][2] == pytest.approx(1.5)
 
 
+def test_one_sound_gets_one_label_by_seconds_not_by_its_sharpest_frame():
+    labels = ["laughter", "cough"]
+    probs = np.zeros((60, 2), np.float32)
+    probs[10:30, 0] = 0.6  # a 2 s laugh, just over its threshold
+    probs[18:21, 1] = 0.99  # three of its frames also fire `cough`, far over threshold
+    probs[45:50, 1] = 0.9  # a separate cough later
+    events = frames_to_events(probs, labels, {"laughter": 0.5, "cough": 0.3})
+    assert [e[0] for e in events] == ["laughter", "cough"]
+    assert events[0][1] == pytest.approx(1.0) and events[0][2] == pytest.approx(3.0)
+    assert events[1][1] == pytest.approx(4.5) and events[1][2] == pytest.approx(5.0)
+    # Overlapping spans of equal length: the one further above its own threshold names it.
+    probs[18:21, 1] = 0.0
+    probs[10:30, 1] = 0.6
+    assert [e[0] for e in frames_to_events(probs[:40], labels,
+                                           {"laughter": 0.5, "cough": 0.3})] == ["cough"]
+
+
 @pytest.fixture(scope="module")
 def tiny_head(tmp_path_factory, shared_data):
     """A head retrained on a few clips: two labels, four voices each, two host files."""
