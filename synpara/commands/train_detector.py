@@ -14,8 +14,11 @@ import click
               help="output directory: mixtures, features, head.pt, report.json")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--feature", type=click.Choice(["yamnet", "whisper"]), default="yamnet",
-              show_default=True, help="frozen encoder the head reads")
-@click.option("--train-mixtures", type=int, default=600, show_default=True)
+              show_default=True, help="frozen encoder the head reads (a bank with many clips "
+                                      "per category: whisper measured better, README)")
+@click.option("--train-mixtures", type=int, default=600, show_default=True,
+              help="training mixtures (a bank with many clips per category: 2000 measured "
+                   "better, README)")
 @click.option("--dev-mixtures", type=int, default=200, show_default=True)
 @click.option("--epochs", type=int, default=30, show_default=True)
 @click.option("--no-espeak", is_flag=True, help="do not add espeak-ng voices as hosts")
