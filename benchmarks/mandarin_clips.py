@@ -13,6 +13,12 @@ the label with the most event seconds, "none" without events.
     python benchmarks/mandarin_clips.py                        # head:default vs yamnet rules
     python benchmarks/mandarin_clips.py --detectors head:OUT/head.pt
     python benchmarks/mandarin_clips.py --forced-choice       # + each head forced to choose
+    python benchmarks/mandarin_clips.py --detectors head:NC/head.pt,head:default,yamnet \
+        --unseen-by NC/head.pt     # a researcher's head trained on vocal_nc: its unseen speakers
+
+``--unseen-by HEAD`` keeps only the ``vocal_nc`` clips of speakers HEAD did not train on (as
+``isolated.py --unseen-by`` does), and the gasp; the mixtures are drawn as in the full set, so a
+clip kept is the same audio as in a run without the option.
 
 Prints a table (and ``--json FILE``); asserts nothing.
 """
@@ -31,7 +37,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from isolated import REPO, SHARED, forced_label, named, with_forced  # noqa: E402
+from isolated import REPO, SHARED, forced_label, named, unseen_by, with_forced  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 #: Sentences the shipped head never heard (its espeak hosts read another one).
@@ -128,9 +134,16 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     parser.add_argument("--forced-choice", action="store_true",
                         help="also score each head forced to name every clip (isolated.py's)")
+    parser.add_argument("--unseen-by", default=None, metavar="HEAD",
+                        help="only the vocal_nc clips of speakers this head did not train on")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         clips = make_clips(SHARED, Path(tmp), args.seed)
+    if args.unseen_by:  # filtered after drawing, so each kept clip's mixture is unchanged
+        unheard = {path.name for _, path in unseen_by(Path(args.unseen_by), [
+            (category, path) for category, path in event_clips(SHARED)
+            if path.parent.parent.name == "vocal_nc"])}
+        clips = [c for c in clips if c["category"] == "gasp" or c["file"] in unheard]
     counts = Counter(c["category"] for c in clips)
     results = with_forced({
         name: run(name, clips, args.threads, args.forced_choice and name.startswith("head:"))

@@ -28,16 +28,17 @@ FEATURE = "yamnet"
 TRAIN_MIXTURES = 600
 DEV_MIXTURES = 200
 #: Fewer speech-only mixtures than train-detector's defaults, no crosstalk, two espeak voices per
-#: language (the larger budgeted recipe lost on cough, sneeze and laughspeech: README). Thresholds:
-#: for F1 on dev-tune, then raised where it costs the least F1 per false alarm removed until the
-#: false alarms per minute on dev-tune's and 200 calib mixtures' speech-only audio are at most
-#: the YAMNet rules' on that same audio.
+#: language (the larger budgeted recipe lost on cough, sneeze and laughspeech: docs/detector.md).
+#: Thresholds: for F1 on dev-tune, then raised where it costs the least F1 per false alarm
+#: removed until the false alarms per minute on dev-tune's and 200 calib mixtures' speech-only
+#: audio are at most the YAMNet rules' on that same audio.
 MIX = {"negative_fraction": 0.2, "crosstalk_p": 0.0}
 ESPEAK_VOICES = 2
 FA_BUDGET = "rules"
 #: One threshold per label. A second one where YAMNet hears speech (``inside="speech"``) raised
 #: dev-test F1 on both seeds (0.37 -> 0.42, 0.28 -> 0.31) but also the events on 15 min of real
-#: speech-only audio (21 -> 22, 32 -> 42: the thresholds left low in pauses fire there; README).
+#: speech-only audio (21 -> 22, 32 -> 42: the thresholds left low in pauses fire there;
+#: docs/detector.md).
 #: Not inside Whisper words either (``inside="words"`` with ``word_model="base"``): transcribing
 #: the 400 dev and calib mixtures took 12-30 s per 5 s mixture on the 2 shared cores.
 INSIDE = "words"

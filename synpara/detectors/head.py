@@ -135,7 +135,7 @@ def one_label_per_sound(spans: list[tuple[str, float, float, float]],
     `cough`); letting the span furthest above its threshold take the whole stretch made a short
     sharp fragment win over the long sound around it. Named by seconds, the shipped head names
     more Mandarin stand-in clips right (15 / 18 % -> 23 / 24 %, two draws) and its dev-test F1
-    rose 0.37 -> 0.39 (README, "One sound, one label").
+    rose 0.37 -> 0.39 (docs/detector.md, "One sound, one label").
     """
     sounds: list[list[tuple[str, float, float, float]]] = []
     end = float("-inf")

@@ -302,7 +302,7 @@ class Detect(Stage[DetectConfig]):
             events, audioset = analyse(samples, word_spans)
             # The head's own 0.1 s edges are kept: snapping them to the energy envelope as the
             # rules' are moved onsets further from the truth (median 0.16 -> 0.20 s on the
-            # shipped head's dev-test mixtures, 0.25 -> 0.38 s on laughspeech; README).
+            # shipped head's dev-test mixtures, 0.25 -> 0.38 s on laughspeech; docs/detector.md).
             # One event per sound already (head.one_label_per_sound): no overlaps to resolve.
             spans = [Detection(label, start, end, score) for label, start, end, score in events]
             spans = rules.finish(spans, duration, config.min_duration_map(), config.merge_gap)

@@ -96,7 +96,7 @@ class TrainConfig:
                 "confident words of word_model; one threshold per label without one) or "
                 "'speech' (frames YAMNet's Speech class hears: no transcription, and detect "
                 "needs no words; more events found in mixtures, more false alarms in the pauses "
-                "of real speech: README)"})
+                "of real speech: docs/detector.md)"})
     word_model: str = field(default="", metadata={
         "help": "Whisper model (e.g. base) that transcribes the dev and calib mixtures, so the "
                 "false-alarm budget can also raise per-label thresholds inside confident words, "
