@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -92,10 +93,19 @@ ENGINES: dict[str, tuple[str, int, str]] = {
 }
 
 
-def load_engine(name: str) -> Engine:
+#: Every engine ``synpara tts`` knows: the word-by-word commands above, and piper (whole lines,
+#: :mod:`synpara.models.piper_voice`; an optional GPL extra, imported only when asked for).
+ENGINE_NAMES = (*ENGINES, "piper")
+
+
+def load_engine(name: str) -> Any:
     """The engine called ``name``, checked to be installed (with an install hint)."""
+    if name == "piper":
+        from synpara.models.piper_voice import load_piper
+
+        return load_piper()
     if name not in ENGINES:
-        raise SynparaError(f"unknown TTS engine {name!r}; known: {', '.join(ENGINES)}")
+        raise SynparaError(f"unknown TTS engine {name!r}; known: {', '.join(ENGINE_NAMES)}")
     command, rate, voice = ENGINES[name]
     if shutil.which(command) is None:
         package = "espeak-ng" if name == "espeak-ng" else "festival festvox-kallpc16k"
