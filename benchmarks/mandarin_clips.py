@@ -15,6 +15,12 @@ the label with the most event seconds, "none" without events.
     python benchmarks/mandarin_clips.py --forced-choice       # + each head forced to choose
     python benchmarks/mandarin_clips.py --detectors head:NC/head.pt,head:default,yamnet \
         --unseen-by NC/head.pt     # a researcher's head trained on vocal_nc: its unseen speakers
+    python benchmarks/mandarin_clips.py --hosts piper  # English from a neural voice instead
+
+``--hosts piper`` speaks six English sentences no head heard with piper's packaged voice (``joe``,
+the optional extra; three speaking rates in place of the three espeak-ng voices) instead of
+espeak-ng's Mandarin: the same events in neural TTS speech, the kind of host the issue's clips
+have, in the language piper ships a voice for.
 
 ``--unseen-by HEAD`` keeps only the ``vocal_nc`` clips of speakers HEAD did not train on (as
 ``isolated.py --unseen-by`` does), and the gasp; the mixtures are drawn as in the full set, so a
@@ -50,6 +56,16 @@ SENTENCES = (
     "你别着急，慢慢说，到底发生了什么事情？",
 )
 VOICES = (("cmn", 160), ("cmn+f3", 140), ("cmn+m3", 185))
+#: ``--hosts piper``: English sentences no head heard, and piper's length scales as "voices".
+PIPER_SENTENCES = (
+    "This morning I ran into an old friend on the way, and we talked for a long time.",
+    "The question is actually quite simple, if you just think about it for a moment.",
+    "He said it would rain tomorrow, so we moved the trip to the following week.",
+    "My mother's cooking is wonderful, and I always eat far too much when I go home.",
+    "Halfway through the meeting the power went out, and nobody knew what to do.",
+    "Don't worry, take your time, and tell me exactly what happened.",
+)
+PIPER_SCALES = (1.0, 0.9, 1.15)
 CATEGORIES = ("laughter", "sigh", "gasp", "throat_clearing")
 
 
@@ -72,12 +88,31 @@ def mandarin_hosts(out_dir: Path) -> list[Path]:
     return hosts
 
 
-def make_clips(shared: Path, work: Path, seed: int) -> list[dict[str, Any]]:
+def piper_hosts(out_dir: Path) -> list[Path]:
+    """Every English sentence at every speaking rate, as 16 kHz wav files made by piper."""
+    import soundfile
+
+    from synpara.audio import resample
+    from synpara.models.piper_voice import load_piper
+    from synpara.stages.tts import _WORD
+
+    engine, hosts = load_piper(), []
+    for n, text in enumerate(PIPER_SENTENCES):
+        for scale in PIPER_SCALES:
+            samples, rate, _ = engine.line(text, _WORD.findall(text), "joe", scale)
+            path = out_dir / f"en_{n}_piper_{scale}.wav"
+            soundfile.write(path, resample(samples, rate, 16000), 16000)
+            hosts.append(path)
+    return hosts
+
+
+def make_clips(shared: Path, work: Path, seed: int, host_engine: str = "espeak-ng"
+               ) -> list[dict[str, Any]]:
     """One clip per event clip (the gasp once per voice): the event in a pause of a host."""
     from synpara.training.mixtures import MixConfig, make_mixture
     from synpara.training.sources import load_mono
 
-    hosts = mandarin_hosts(work)
+    hosts = piper_hosts(work) if host_engine == "piper" else mandarin_hosts(work)
     events = event_clips(shared)
     events += [events[-1]] * (len(VOICES) - 1)  # one gasp clip: heard in every voice
     config = MixConfig(overlay_fraction=0.0, speed=(1.0, 1.0), gain_db=(-6.0, 0.0))
@@ -136,9 +171,11 @@ def main() -> None:
                         help="also score each head forced to name every clip (isolated.py's)")
     parser.add_argument("--unseen-by", default=None, metavar="HEAD",
                         help="only the vocal_nc clips of speakers this head did not train on")
+    parser.add_argument("--hosts", choices=("espeak-ng", "piper"), default="espeak-ng",
+                        help="espeak-ng's Mandarin, or English from piper's neural voice")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        clips = make_clips(SHARED, Path(tmp), args.seed)
+        clips = make_clips(SHARED, Path(tmp), args.seed, args.hosts)
     if args.unseen_by:  # filtered after drawing, so each kept clip's mixture is unchanged
         unheard = {path.name for _, path in unseen_by(Path(args.unseen_by), [
             (category, path) for category, path in event_clips(SHARED)
@@ -149,8 +186,9 @@ def main() -> None:
         name: run(name, clips, args.threads, args.forced_choice and name.startswith("head:"))
         for name in args.detectors.split(",")})
     figures = {name: scores(rows) for name, rows in results.items()}
-    lines = [f"{len(clips)} Mandarin clips (espeak-ng cmn, 3 voices x {len(SENTENCES)} "
-             f"sentences), one real vocalization each: "
+    hosts = ("English clips (piper joe, 3 speaking rates" if args.hosts == "piper"
+             else "Mandarin clips (espeak-ng cmn, 3 voices")
+    lines = [f"{len(clips)} {hosts} x {len(SENTENCES)} sentences), one real vocalization each: "
              + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), "",
              "| detector | accuracy | accuracy without gasp (held out) | macro-F1 | "
              + " | ".join(f"{c} F1" for c in CATEGORIES) + " |",
