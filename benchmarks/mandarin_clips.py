@@ -94,12 +94,12 @@ def piper_hosts(out_dir: Path) -> list[Path]:
 
     from synpara.audio import resample
     from synpara.models.piper_voice import load_piper
-    from synpara.stages.tts import _WORD
+    from synpara.stages.tts import WORD
 
     engine, hosts = load_piper(), []
     for n, text in enumerate(PIPER_SENTENCES):
         for scale in PIPER_SCALES:
-            samples, rate, _ = engine.line(text, _WORD.findall(text), "joe", scale)
+            samples, rate, _ = engine.line(text, WORD.findall(text), "joe", scale)
             path = out_dir / f"en_{n}_piper_{scale}.wav"
             soundfile.write(path, resample(samples, rate, 16000), 16000)
             hosts.append(path)
@@ -114,7 +114,8 @@ def make_clips(shared: Path, work: Path, seed: int, host_engine: str = "espeak-n
 
     hosts = piper_hosts(work) if host_engine == "piper" else mandarin_hosts(work)
     events = event_clips(shared)
-    events += [events[-1]] * (len(VOICES) - 1)  # one gasp clip: heard in every voice
+    voices = len(PIPER_SCALES) if host_engine == "piper" else len(VOICES)
+    events += [events[-1]] * (voices - 1)  # one gasp clip: heard in every voice
     config = MixConfig(overlay_fraction=0.0, speed=(1.0, 1.0), gain_db=(-6.0, 0.0))
     clips = []
     for index, (category, path) in enumerate(events):
@@ -186,9 +187,10 @@ def main() -> None:
         name: run(name, clips, args.threads, args.forced_choice and name.startswith("head:"))
         for name in args.detectors.split(",")})
     figures = {name: scores(rows) for name, rows in results.items()}
-    hosts = ("English clips (piper joe, 3 speaking rates" if args.hosts == "piper"
-             else "Mandarin clips (espeak-ng cmn, 3 voices")
-    lines = [f"{len(clips)} {hosts} x {len(SENTENCES)} sentences), one real vocalization each: "
+    hosts = (f"English clips (piper joe, {len(PIPER_SCALES)} speaking rates x "
+             f"{len(PIPER_SENTENCES)}" if args.hosts == "piper"
+             else f"Mandarin clips (espeak-ng cmn, {len(VOICES)} voices x {len(SENTENCES)}")
+    lines = [f"{len(clips)} {hosts} sentences), one real vocalization each: "
              + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), "",
              "| detector | accuracy | accuracy without gasp (held out) | macro-F1 | "
              + " | ".join(f"{c} F1" for c in CATEGORIES) + " |",

@@ -43,7 +43,6 @@ _BETWEEN_WORDS = frozenset(" ,.;:!?¡¿—–-…\"'«»“”()")
 class PiperEngine:
     """Piper voices, loaded once each and kept (one stage worker speaks many lines)."""
 
-    name: str = "piper"
     default_voice: str = DEFAULT_VOICE
     _voices: dict[str, Any] = field(default_factory=dict)
 
@@ -59,10 +58,6 @@ class PiperEngine:
                 raise SynparaError(f"piper could not load this voice: {error}", model) from error
             self._voices[name] = voice
         return self._voices[name]
-
-    @property
-    def sample_rate(self) -> int:
-        return int(self.voice(self.default_voice).config.sample_rate)
 
     def language(self, voice: str | None = None) -> str:
         """The voice's language, from the espeak-ng voice its phonemes come from (``en-us`` ->
@@ -100,12 +95,17 @@ class PiperEngine:
             raise SynparaError(f"piper voice {voice!r} gave no phoneme alignment")
         starts, ends = _phoneme_bounds(id_samples, [len(id_map[p]) for p in phonemes],
                                        len(id_map["^"]), len(id_map["_"]))
+        first: dict[int, int] = {}
+        last: dict[int, int] = {}
+        for position, index in enumerate(owner):
+            if index >= 0:
+                first.setdefault(index, position)
+                last[index] = position
         spans = []
         for index, word in enumerate(words):
-            mine = [k for k, o in enumerate(owner) if o == index]
-            if not mine:
+            if index not in first:
                 raise SynparaError(f"piper voice {voice!r} has no phonemes for {word!r}")
-            spans.append((word, int(starts[mine[0]]), int(ends[mine[-1]])))
+            spans.append((word, int(starts[first[index]]), int(ends[last[index]])))
         samples = np.asarray(audio, dtype=np.float32).reshape(-1)
         return samples, int(piper.config.sample_rate), spans
 

@@ -33,7 +33,8 @@ from synpara.stage import Record, RecordContext, Stage, StageConfig
 
 #: A word and its first and one-past-last sample.
 Span = tuple[str, int, int]
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+#: A word as tts splits a line (letters and digits, inner apostrophes kept: "don't").
+WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 #: Punctuation after which a clause ends (and a longer pause is drawn).
 _CLAUSE_ENDS = frozenset(",;:.!?")
 
@@ -154,7 +155,7 @@ class Tts(Stage[TtsConfig]):
         config, rng = self.config, context.rng
         voices = config.voice or [self.engine.default_voice]
         voice = voices[int(rng.integers(len(voices)))]
-        matches = list(_WORD.finditer(line.text))
+        matches = list(WORD.finditer(line.text))
         if not matches:
             raise SynparaError(f"line {line.number}: no words", line.path)
         if config.engine == "piper":
